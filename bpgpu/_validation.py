@@ -1,0 +1,169 @@
+"""Checks at the public boundary.
+
+Every user mistake becomes a `ValueError` or `TypeError` whose message names what was expected and
+what came. These functions only read: they return validated values and never touch a network.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from .backends import Backend
+from .backprop import one_hot
+
+DTYPES = ("float32", "float64")
+
+
+def choice(value: Any, name: str, options: Sequence[str]) -> str:
+    known = ", ".join(repr(o) for o in options)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {known}; got {value!r} ({type(value).__name__})")
+    if value not in options:
+        raise ValueError(f"{name} must be one of {known}; got {value!r}")
+    return value
+
+
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer; got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value}")
+    return int(value)
+
+
+def positive_real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive finite number; got {value!r} ({type(value).__name__})")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number; got {value}")
+    return float(value)
+
+
+def layer_sizes(sizes: Any) -> list[int]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a list of layer widths such as [784, 30, 10]; got {sizes!r}")
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least 2 layers (input and output); got {list(sizes)}")
+    return [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+
+
+def seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"seed must be None or a non-negative integer; got {value!r}")
+    if value < 0:
+        raise ValueError(f"seed must be None or a non-negative integer; got {value}")
+    return int(value)
+
+
+def dtype_name(value: Any) -> str:
+    """Accepts "float32"/"float64" or a dtype-like object with that name (numpy.float32)."""
+    name = value if isinstance(value, str) else getattr(value, "__name__", None) or str(value)
+    return choice(name, "dtype", DTYPES)
+
+
+def pair(data: Any, name: str, parts: str) -> tuple[Any, Any]:
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be a pair {parts}; got {type(data).__name__}")
+    return data[0], data[1]
+
+
+def _array(backend: Backend, data: Any, name: str) -> Any:
+    try:
+        array = backend.asarray(data)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: {exc}") from exc
+    if not backend.xp.isdtype(array.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{name}: expected real numbers, got dtype {_dtype_str(array.dtype)}")
+    return array
+
+
+def _finite_as(backend: Backend, array: Any, dtype: str, name: str) -> Any:
+    """`array` cast to `dtype` after checking that every value is finite there.
+
+    One comparison |x| ≤ finfo(dtype).max catches NaN (which compares false), infinity, and values
+    that would overflow to infinity in the cast; integers and booleans always fit.
+    """
+    xp, target = backend.xp, backend.dtype(dtype)
+    if xp.isdtype(array.dtype, "real floating"):
+        limit = float(xp.finfo(target).max)
+        if not bool(xp.all(xp.abs(array) <= limit)):
+            raise ValueError(f"{name} contains NaN, infinity or values beyond the {dtype} range")
+    return xp.astype(array, target, copy=False)
+
+
+def features(backend: Backend, data: Any, n_in: int, dtype: str, name: str = "X") -> Any:
+    """`data` as a finite (n, n_in) array of `dtype` on the backend's device, n ≥ 1."""
+    x = _array(backend, data, name)
+    if x.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-d, one example per row, shape (n, {n_in}); "
+            f"got {x.ndim}-d shape {tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: got shape {tuple(x.shape)}, expected at least one row")
+    if x.shape[1] != n_in:
+        raise ValueError(
+            f"{name} has {x.shape[1]} features per row but the input layer has {n_in} (sizes[0]); "
+            f"expected shape (n, {n_in}), got {tuple(x.shape)}"
+        )
+    return _finite_as(backend, x, dtype, name)
+
+
+def labels(backend: Backend, data: Any, n_rows: int, n_classes: int, name: str = "labels") -> Any:
+    """`data` as int64 class labels (n_rows,) in [0, n_classes) on the backend's device."""
+    xp = backend.xp
+    y = _array(backend, data, name)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-d class labels, shape ({n_rows},); got shape {tuple(y.shape)}")
+    _rows_match(y, n_rows, name)
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(
+            f"{name} must be integer class labels in [0, {n_classes}); got dtype {_dtype_str(y.dtype)} "
+            f"(for real-valued targets pass a 2-d array of shape ({n_rows}, {n_classes}))"
+        )
+    low, high = int(xp.min(y)), int(xp.max(y))
+    if low < 0 or high >= n_classes:
+        raise ValueError(
+            f"{name} must lie in [0, {n_classes}) for {n_classes} output neurons; "
+            f"got values from {low} to {high}"
+        )
+    return xp.astype(y, xp.int64, copy=False)
+
+
+def targets(
+    backend: Backend, data: Any, n_rows: int, n_out: int, dtype: str, unit_interval: bool, name: str = "Y"
+) -> Any:
+    """`data` as (n_rows, n_out) targets of `dtype`; integer labels (n_rows,) become one-hot rows."""
+    xp = backend.xp
+    y = _array(backend, data, name)
+    if y.ndim == 1:
+        return one_hot(labels(backend, y, n_rows, n_out, name), n_out, backend.dtype(dtype), xp)
+    if y.ndim != 2:
+        raise ValueError(
+            f"{name} must be labels ({n_rows},) or targets ({n_rows}, {n_out}); got shape {tuple(y.shape)}"
+        )
+    _rows_match(y, n_rows, name)
+    if y.shape[1] != n_out:
+        raise ValueError(
+            f"{name} has {y.shape[1]} columns but the output layer has {n_out} (sizes[-1]); "
+            f"expected shape ({n_rows}, {n_out}), got {tuple(y.shape)}"
+        )
+    y = _finite_as(backend, y, dtype, name)
+    if unit_interval and not bool(xp.all((y >= 0) & (y <= 1))):
+        raise ValueError(f"{name} must lie in [0, 1] for the cross-entropy cost; got values outside")
+    return y
+
+
+def _dtype_str(dtype: Any) -> str:
+    """A dtype's plain name: "float64" for numpy's float64, torch.float64 and the others alike."""
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def _rows_match(array: Any, n_rows: int, name: str) -> None:
+    if array.shape[0] != n_rows:
+        raise ValueError(f"X has {n_rows} rows but {name} has {array.shape[0]}; expected one per row of X")

@@ -1,0 +1,86 @@
+"""The one front door to array libraries: `available_backends`, `get_backend` and `Backend`.
+
+Each backend is a thin module beside this one with a `load()` that returns a `Backend` or raises
+`RuntimeError` saying why it cannot run here. Nothing else in bpgpu knows a backend by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+from ._base import Backend
+
+__all__ = ["BACKEND_NAMES", "Backend", "available_backends", "get_backend"]
+
+_MODULES = {
+    "numpy": "numpy_backend",
+    "cupy": "cupy_backend",
+    "torch": "torch_backend",
+    "array_api_strict": "strict_backend",
+}
+BACKEND_NAMES: tuple[str, ...] = tuple(_MODULES)
+ENV_VAR = "BPGPU_BACKEND"
+
+_log = logging.getLogger("bpgpu")
+_auto_announced = False
+
+
+def _load(name: str) -> Backend:
+    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return module.load()
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that work on this machine right now, in `BACKEND_NAMES` order.
+
+    `"cupy"` is listed only when CuPy imports *and* a CUDA device runs a test kernel.
+    """
+    names = []
+    for name in BACKEND_NAMES:
+        try:
+            _load(name)
+        except RuntimeError:
+            continue
+        names.append(name)
+    return names
+
+
+def get_backend(name: str | Backend | None = None) -> Backend:
+    """The backend called `name`.
+
+    `None` reads the environment variable `BPGPU_BACKEND`, else means `"auto"`: CuPy when a CUDA
+    device works, NumPy otherwise (the choice is logged once on the `"bpgpu"` logger). A `Backend`
+    is returned as it is.
+
+    Raises:
+        ValueError: `name` is not one of `BACKEND_NAMES` or `"auto"`.
+        RuntimeError: the backend is known but cannot run here; the cause holds the original error.
+    """
+    if isinstance(name, Backend):
+        return name
+    source = "argument"
+    if name is None:
+        name, source = os.environ.get(ENV_VAR) or "auto", f"environment variable {ENV_VAR}"
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a name (str), a Backend or None, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key == "auto":
+        return _auto()
+    if key not in _MODULES:
+        known = ", ".join(repr(n) for n in ("auto", *BACKEND_NAMES))
+        raise ValueError(f"unknown backend {name!r} (from {source}); expected one of {known}")
+    return _load(key)
+
+
+def _auto() -> Backend:
+    global _auto_announced
+    try:
+        backend, why = _load("cupy"), "a CUDA device works"
+    except RuntimeError as exc:
+        backend, why = _load("numpy"), f"falling back to the CPU ({exc})"
+    if not _auto_announced:
+        _log.info("bpgpu: backend 'auto' chose %s on %s: %s", backend.name, backend.device, why)
+        _auto_announced = True
+    return backend

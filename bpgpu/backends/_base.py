@@ -1,0 +1,80 @@
+"""The `Backend` interface: what the rest of bpgpu may ask of an array library.
+
+A backend is an array-API namespace `xp` bound to one device, plus the few things the standard leaves
+out: moving host data onto the device, bringing an array back to a host `numpy.ndarray`, and waiting
+for queued device work (for honest timings). Subclasses live one per module beside this one.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+_NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, floating: what can be cast to a float dtype
+
+
+class Backend:
+    """One array library on one device. Create them with `bpgpu.get_backend`, not directly."""
+
+    name: str = ""
+
+    def __init__(self, xp: ModuleType, device: Any) -> None:
+        self.xp = xp
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype object for `name` ("float32", "float64", "int64", ...)."""
+        return getattr(self.xp, name)
+
+    def owns(self, array: Any) -> bool:
+        """True when `array` is an array of this backend's library (on any device)."""
+        return array_api_compat.is_array_api_obj(array) and (
+            array_api_compat.array_namespace(array) is self.xp
+        )
+
+    def asarray(self, array: Any, dtype: Any = None) -> Any:
+        """`array` as an array of this backend on its device, optionally cast to `dtype`.
+
+        Accepts an array of this backend on the same device (no copy when nothing changes) or host
+        data: a `numpy.ndarray`, or anything `numpy.asarray` takes (lists, scalars). An array of
+        another library raises `TypeError`; one on another device raises `ValueError`.
+        """
+        if self.owns(array) and not array_api_compat.is_numpy_array(array):
+            here = array_api_compat.device(array)
+            if here != self.device:
+                raise ValueError(
+                    f"array is on device {here!r} but this {self.name} backend uses {self.device!r}"
+                )
+            return array if dtype is None else self.xp.astype(array, dtype, copy=False)
+        if array_api_compat.is_array_api_obj(array) and not array_api_compat.is_numpy_array(array):
+            other = array_api_compat.array_namespace(array).__name__
+            raise TypeError(
+                f"expected a host numpy array or a {self.name} array, got an array of {other}: "
+                f"move it to the host first or use a network with that backend (mixed backends)"
+            )
+        host = np.asarray(array)
+        if host.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"expected real numbers (bool, int or float), got dtype {host.dtype}")
+        return self._from_host(host, dtype)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        """A host `numpy.ndarray` holding the values of `array` (the only way back to the host)."""
+        return np.asarray(array)
+
+    def synchronize(self) -> None:
+        """Wait until all queued work on the device has finished (a no-op on the CPU)."""
+
+    def _from_host(self, host: np.ndarray, dtype: Any) -> Any:
+        return self.xp.asarray(host, dtype=dtype, device=self.device)
+
+
+def unavailable(name: str, why: str, cause: BaseException | None = None) -> RuntimeError:
+    """The error raised when backend `name` is known but cannot run here."""
+    detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+    return RuntimeError(f"backend {name!r} is not available on this machine: {why}{detail}")

@@ -1,0 +1,28 @@
+"""Host-side randomness: every random number bpgpu uses is drawn here, on the CPU.
+
+Drawing on the host from a seeded `numpy.random.Generator`, then moving the result to the device,
+makes the same seed give bit-identical networks and the same shuffles on every backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class HostRandom:
+    """Two independent streams from one seed: one for initial parameters, one for shuffling."""
+
+    def __init__(self, seed: int | None) -> None:
+        sequence = np.random.SeedSequence(seed)
+        self.seed: int = int(sequence.entropy)  # the seed actually used, also when `seed` is None
+        init, shuffle = sequence.spawn(2)
+        self._init = np.random.default_rng(init)
+        self._shuffle = np.random.default_rng(shuffle)
+
+    def standard_normal(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        """N(0, 1) samples drawn in float64, then cast on the host to `dtype`."""
+        return self._init.standard_normal(shape).astype(dtype)
+
+    def permutation(self, n: int) -> np.ndarray:
+        """A random order of `range(n)` as int64 indices."""
+        return self._shuffle.permutation(n).astype(np.int64)

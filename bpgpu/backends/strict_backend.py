@@ -1,0 +1,23 @@
+"""`array_api_strict`: the standard and nothing more, on the CPU.
+
+It exists to prove that bpgpu's math calls only what the array API standard defines: any other call
+fails loudly here even when NumPy, CuPy and PyTorch would have accepted it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._base import Backend, unavailable
+
+
+class StrictBackend(Backend):
+    name = "array_api_strict"
+
+
+def load() -> StrictBackend:
+    try:
+        xp = importlib.import_module("array_api_strict")
+    except ImportError as exc:
+        raise unavailable("array_api_strict", "install it with pip install array-api-strict", exc) from exc
+    return StrictBackend(xp, xp.Device("CPU_DEVICE"))

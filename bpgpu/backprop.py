@@ -1,0 +1,126 @@
+"""Feedforward and the four equations of backpropagation (Nielsen, chapter 2), written once.
+
+Every function calls only the array-API namespace `xp` it is given, so the same lines run on NumPy,
+CuPy, PyTorch and `array_api_strict`.
+
+Layout. The book keeps one example as a column vector; here a mini-batch of n examples is processed
+at once as matrices whose *rows* are examples (the chapter's "fully matrix-based approach"):
+
+    weights[l]  W^l  (n_out, n_in)   the book's w^l: row j holds the weights into neuron j
+    biases[l]   b^l  (n_out,)        the book's b^l
+    A^l, Z^l, Δ^l    (n, n_l)        row x is the book's column a^{l,x}, z^{l,x}, δ^{l,x}
+
+so the book's w^l a^{l−1} becomes A^{l−1} (W^l)ᵀ and (w^{l+1})ᵀ δ^{l+1} becomes Δ^{l+1} W^{l+1}.
+Gradients are of the mean cost C = (1/n) Σ_x C_x.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+
+from .activations import Activation
+from .costs import Cost
+
+Array = Any
+
+
+def feedforward(
+    weights: Sequence[Array],
+    biases: Sequence[Array],
+    sigmas: Sequence[Activation],
+    a: Array,
+    xp: Any,
+) -> tuple[list[Array], list[Array]]:
+    """a^l = σ(w^l a^{l−1} + b^l) for every layer, keeping each z^l and a^l.
+
+    Returns `(zs, activations)`: zs[l] is Z^{l+1} (n, sizes[l+1]); activations[0] is the input
+    (n, sizes[0]) and activations[l + 1] = σ(zs[l]).
+    """
+    zs, activations = [], [a]
+    for w, b, sigma in zip(weights, biases, sigmas, strict=True):
+        z = a @ w.T + b
+        a = sigma.fn(z, xp)
+        zs.append(z)
+        activations.append(a)
+    return zs, activations
+
+
+def output_error(cost: Cost, sigma: Activation, z: Array, a: Array, y: Array, xp: Any) -> Array:
+    """BP1: δ^L = ∇_a C ⊙ σ'(z^L), one row per example (the cost supplies its exact form)."""
+    return cost.delta(z, a, y, sigma, xp)
+
+
+def backpropagate_error(
+    delta_next: Array, w_next: Array, sigma: Activation, z: Array, a: Array, xp: Any
+) -> Array:
+    """BP2: δ^l = ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ'(z^l), for all rows at once."""
+    return (delta_next @ w_next) * sigma.prime(z, a, xp)
+
+
+def bias_gradient(delta: Array, xp: Any) -> Array:
+    """BP3: ∂C/∂b^l_j = δ^l_j, averaged over the n examples: (n_out,)."""
+    return xp.sum(delta, axis=0) / delta.shape[0]
+
+
+def weight_gradient(delta: Array, a_in: Array, xp: Any) -> Array:
+    """BP4: ∂C/∂w^l_jk = a^{l−1}_k δ^l_j, averaged over the n examples: (n_out, n_in)."""
+    return (delta.T @ a_in) / delta.shape[0]
+
+
+def backprop(
+    weights: Sequence[Array],
+    biases: Sequence[Array],
+    sigmas: Sequence[Activation],
+    cost: Cost,
+    x: Array,
+    y: Array,
+    xp: Any,
+) -> tuple[list[Array], list[Array]]:
+    """The gradient of the mean cost over the rows of `x` (n, sizes[0]) and `y` (n, sizes[-1]).
+
+    Returns `(nabla_b, nabla_w)`, shaped like `biases` and `weights`.
+    """
+    zs, activations = feedforward(weights, biases, sigmas, x, xp)
+    L = len(weights)
+    nabla_b: list[Array] = [None] * L
+    nabla_w: list[Array] = [None] * L
+    delta = output_error(cost, sigmas[-1], zs[-1], activations[-1], y, xp)
+    for l in range(L - 1, -1, -1):
+        if l < L - 1:
+            delta = backpropagate_error(delta, weights[l + 1], sigmas[l], zs[l], activations[l + 1], xp)
+        nabla_b[l] = bias_gradient(delta, xp)
+        nabla_w[l] = weight_gradient(delta, activations[l], xp)
+    return nabla_b, nabla_w
+
+
+def mean_cost(
+    weights: Sequence[Array],
+    biases: Sequence[Array],
+    sigmas: Sequence[Activation],
+    cost: Cost,
+    x: Array,
+    y: Array,
+    xp: Any,
+) -> Array:
+    """C = (1/n) Σ_x C_x over the rows of `x` and `y`, as a 0-d array."""
+    zs, activations = feedforward(weights, biases, sigmas, x, xp)
+    return xp.mean(cost.fn(zs[-1], activations[-1], y, xp))
+
+
+def sgd_step(params: Sequence[Array], grads: Sequence[Array], eta: float) -> list[Array]:
+    """Gradient descent, p ← p − η ∂C/∂p, returning new arrays (never updating in place)."""
+    return [p - eta * g for p, g in zip(params, grads, strict=True)]
+
+
+def count_correct(output: Array, labels: Array, xp: Any) -> Array:
+    """How many rows of `output` (n, n_out) have their largest entry at `labels` (n,): 0-d int."""
+    return xp.sum(xp.astype(xp.argmax(output, axis=1) == labels, xp.int64))
+
+
+def one_hot(labels: Array, n_classes: int, dtype: Any, xp: Any) -> Array:
+    """Integer labels (n,) as rows of the n_classes × n_classes identity: (n, n_classes)."""
+    classes = xp.arange(n_classes, dtype=labels.dtype, device=array_api_compat.device(labels))
+    return xp.astype(labels[:, None] == classes[None, :], dtype)

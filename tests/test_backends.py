@@ -1,0 +1,171 @@
+"""The backend selector: names, "auto", the environment variable, and every fallback path.
+
+CuPy is simulated with stand-in modules so that the paths a GPU machine would take ("imports but no
+device", "not installed", "broken install") are proven on any machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import backends
+from bpgpu.backends import cupy_backend
+
+
+class FakeCudaError(RuntimeError):
+    pass
+
+
+def fake_cupy(device_count):
+    """A module that imports like CuPy on a machine without a working GPU."""
+
+    def get_device_count():
+        if isinstance(device_count, Exception):
+            raise device_count
+        return device_count
+
+    runtime = types.SimpleNamespace(getDeviceCount=get_device_count)
+    module = types.ModuleType("cupy")
+    module.cuda = types.SimpleNamespace(runtime=runtime)
+    return module
+
+
+@pytest.fixture
+def no_env(monkeypatch):
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
+
+
+def test_numpy_is_always_available_and_every_listed_backend_loads():
+    names = bpgpu.available_backends()
+    assert names[0] == "numpy"
+    assert set(names) <= set(bpgpu.BACKEND_NAMES)
+    for name in names:
+        assert bpgpu.get_backend(name).name == name
+
+
+def test_auto_picks_cupy_only_when_a_gpu_works(no_env):
+    expected = "cupy" if "cupy" in bpgpu.available_backends() else "numpy"
+    assert bpgpu.get_backend().name == expected
+    assert bpgpu.get_backend("auto").name == expected
+
+
+def test_auto_falls_back_to_numpy_and_says_so_once(monkeypatch, caplog, no_env):
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(FakeCudaError("cudaErrorNoDevice")))
+    monkeypatch.setattr(backends, "_auto_announced", False)
+    with caplog.at_level(logging.INFO, logger="bpgpu"):
+        assert bpgpu.get_backend("auto").name == "numpy"
+        assert bpgpu.get_backend("auto").name == "numpy"
+    messages = [r.getMessage() for r in caplog.records if r.name == "bpgpu"]
+    assert len(messages) == 1
+    assert "numpy" in messages[0] and "cudaErrorNoDevice" in messages[0]
+
+
+def test_environment_variable_is_honoured(monkeypatch):
+    monkeypatch.setenv(backends.ENV_VAR, "array_api_strict")
+    assert bpgpu.get_backend().name == "array_api_strict"
+    assert bpgpu.Network([2, 2]).backend.name == "array_api_strict"
+    monkeypatch.setenv(backends.ENV_VAR, "numpy")
+    assert bpgpu.Network([2, 2]).backend.name == "numpy"
+
+
+def test_environment_variable_with_unknown_name_names_the_variable(monkeypatch):
+    monkeypatch.setenv(backends.ENV_VAR, "tpu")
+    with pytest.raises(ValueError, match=r"'tpu' \(from environment variable BPGPU_BACKEND\)"):
+        bpgpu.get_backend()
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown backend 'jax'") as info:
+        bpgpu.get_backend("jax")
+    for name in ("auto", *bpgpu.BACKEND_NAMES):
+        assert repr(name) in str(info.value)
+
+
+def test_names_are_case_and_space_insensitive_and_backends_pass_through():
+    backend = bpgpu.get_backend(" NumPy ")
+    assert backend.name == "numpy"
+    assert bpgpu.get_backend(backend) is backend
+
+
+def test_a_name_that_is_not_a_string_is_a_type_error():
+    with pytest.raises(TypeError, match="got int"):
+        bpgpu.get_backend(3)
+
+
+def test_cupy_without_a_working_gpu_raises_a_clear_runtime_error():
+    if "cupy" in bpgpu.available_backends():
+        pytest.skip("a CUDA device works on this machine, so CuPy cannot fail here")
+    with pytest.raises(RuntimeError, match="backend 'cupy' is not available") as info:
+        bpgpu.get_backend("cupy")
+    assert info.value.__cause__ is not None
+
+
+def test_cupy_importable_but_no_device(monkeypatch):
+    error = FakeCudaError("cudaErrorNoDevice: no CUDA-capable device is detected")
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(error))
+    with pytest.raises(RuntimeError, match=r"no CUDA device works.*cudaErrorNoDevice") as info:
+        bpgpu.get_backend("cupy")
+    assert info.value.__cause__ is error
+    assert "cupy" not in bpgpu.available_backends()
+
+
+def test_cupy_importable_with_zero_devices(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(0))
+    with pytest.raises(RuntimeError, match="sees no CUDA device"):
+        bpgpu.get_backend("cupy")
+
+
+def test_cupy_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` raise ImportError
+    with pytest.raises(RuntimeError, match="install it with") as info:
+        bpgpu.get_backend("cupy")
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_cupy_whose_import_itself_crashes_is_only_unavailable(monkeypatch):
+    def broken_import(name):
+        raise OSError("libcuda.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(cupy_backend, "importlib", types.SimpleNamespace(import_module=broken_import))
+    with pytest.raises(RuntimeError, match="libcuda") as info:
+        bpgpu.get_backend("cupy")
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_torch_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(RuntimeError, match="backend 'torch' is not available") as info:
+        bpgpu.get_backend("torch")
+    assert isinstance(info.value.__cause__, ImportError)
+    assert "torch" not in bpgpu.available_backends()
+
+
+def test_round_trip_to_host_and_back(backend):
+    host = np.arange(6, dtype=np.float64).reshape(2, 3)
+    device = backend.asarray(host, dtype=backend.dtype("float32"))
+    assert backend.owns(device)
+    back = backend.to_numpy(device)
+    assert isinstance(back, np.ndarray) and back.dtype == np.float32
+    np.testing.assert_array_equal(back, host)
+    assert backend.asarray(device) is device  # an array already there is not copied
+    backend.synchronize()
+
+
+def test_arrays_of_another_backend_are_refused():
+    strict = bpgpu.get_backend("array_api_strict")
+    foreign = strict.asarray(np.ones(2))
+    with pytest.raises(TypeError, match=r"array_api_strict.*mixed backends"):
+        bpgpu.get_backend("numpy").asarray(foreign)
+
+
+def test_arrays_on_another_device_are_refused():
+    strict = bpgpu.get_backend("array_api_strict")
+    elsewhere = strict.xp.asarray([1.0, 2.0], device=strict.xp.Device("device1"))
+    with pytest.raises(ValueError, match=r"device1.*CPU_DEVICE"):
+        strict.asarray(elsewhere)

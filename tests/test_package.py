@@ -1,0 +1,63 @@
+"""Guards on the package's shape: the public API, and where backend-specific code may live."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import bpgpu
+
+PACKAGE = pathlib.Path(bpgpu.__file__).parent
+ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "array_api_strict"}
+# Host-side I/O of bundled data files; it holds no equations and returns host arrays by design.
+HOST_DATA_MODULES = {"datasets.py"}
+
+
+def imported_roots(path: pathlib.Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_public_api_is_exactly_what_all_says():
+    assert sorted(bpgpu.__all__) == sorted(
+        [
+            "BACKEND_NAMES",
+            "Backend",
+            "EpochRecord",
+            "Network",
+            "__version__",
+            "available_backends",
+            "get_backend",
+        ]
+    )
+    for name in bpgpu.__all__:
+        assert hasattr(bpgpu, name), name
+
+
+def test_only_backend_modules_import_array_libraries():
+    offenders = {}
+    for path in PACKAGE.glob("*.py"):
+        if path.name in HOST_DATA_MODULES:
+            continue
+        found = imported_roots(path) & ARRAY_LIBRARIES
+        if found:
+            offenders[path.name] = sorted(found)
+    assert offenders == {}, f"array libraries imported outside bpgpu/backends/: {offenders}"
+
+
+def test_importing_bpgpu_imports_no_gpu_or_optional_library():
+    optional = ("cupy", "torch", "array_api_strict")
+    code = f"import sys, bpgpu; print(sorted(m for m in {optional!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_version_is_a_string():
+    assert isinstance(bpgpu.__version__, str) and bpgpu.__version__.count(".") == 2
