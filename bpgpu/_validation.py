@@ -61,9 +61,14 @@ def seed(value: Any) -> int | None:
 
 
 def dtype_name(value: Any) -> str:
-    """Accepts "float32"/"float64" or a dtype-like object with that name (numpy.float32)."""
-    name = value if isinstance(value, str) else getattr(value, "__name__", None) or str(value)
+    """Accepts "float32"/"float64" or a dtype object of that name (numpy.float32, torch.float64)."""
+    name = value if isinstance(value, str) else getattr(value, "__name__", None) or _dtype_str(value)
     return choice(name, "dtype", DTYPES)
+
+
+def optional_callable(value: Any, name: str) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be None or a function of one EpochRecord; got {type(value).__name__}")
 
 
 def pair(data: Any, name: str, parts: str) -> tuple[Any, Any]:
@@ -83,15 +88,19 @@ def _array(backend: Backend, data: Any, name: str) -> Any:
 
 
 def _finite_as(backend: Backend, array: Any, dtype: str, name: str) -> Any:
-    """`array` cast to `dtype` after checking that every value is finite there.
+    """`array` cast to `dtype` after checking that every value is finite, before and after the cast.
 
-    One comparison |x| ≤ finfo(dtype).max catches NaN (which compares false), infinity, and values
-    that would overflow to infinity in the cast; integers and booleans always fit.
+    Values are compared in their own dtype (so nothing overflows or warns while checking); a wider
+    source is also compared with the target's largest value, so nothing becomes infinite in the cast.
+    Integers and booleans always fit.
     """
     xp, target = backend.xp, backend.dtype(dtype)
     if xp.isdtype(array.dtype, "real floating"):
+        ok = xp.isfinite(array)
         limit = float(xp.finfo(target).max)
-        if not bool(xp.all(xp.abs(array) <= limit)):
+        if float(xp.finfo(array.dtype).max) > limit:
+            ok = ok & (xp.abs(array) <= limit)
+        if not bool(xp.all(ok)):
             raise ValueError(f"{name} contains NaN, infinity or values beyond the {dtype} range")
     return xp.astype(array, target, copy=False)
 
@@ -114,18 +123,22 @@ def features(backend: Backend, data: Any, n_in: int, dtype: str, name: str = "X"
     return _finite_as(backend, x, dtype, name)
 
 
-def labels(backend: Backend, data: Any, n_rows: int, n_classes: int, name: str = "labels") -> Any:
+def labels(
+    backend: Backend, data: Any, n_rows: int, n_classes: int, name: str = "labels", rows_of: str = "X"
+) -> Any:
     """`data` as int64 class labels (n_rows,) in [0, n_classes) on the backend's device."""
     xp = backend.xp
     y = _array(backend, data, name)
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-d class labels, shape ({n_rows},); got shape {tuple(y.shape)}")
-    _rows_match(y, n_rows, name)
+    _rows_match(y, n_rows, name, rows_of)
     if not xp.isdtype(y.dtype, "integral"):
         raise TypeError(
             f"{name} must be integer class labels in [0, {n_classes}); got dtype {_dtype_str(y.dtype)} "
             f"(for real-valued targets pass a 2-d array of shape ({n_rows}, {n_classes}))"
         )
+    if xp.isdtype(y.dtype, "unsigned integer"):
+        y = xp.astype(y, xp.int64)  # not every library reduces unsigned types; values are checked next
     low, high = int(xp.min(y)), int(xp.max(y))
     if low < 0 or high >= n_classes:
         raise ValueError(
@@ -136,18 +149,25 @@ def labels(backend: Backend, data: Any, n_rows: int, n_classes: int, name: str =
 
 
 def targets(
-    backend: Backend, data: Any, n_rows: int, n_out: int, dtype: str, unit_interval: bool, name: str = "Y"
+    backend: Backend,
+    data: Any,
+    n_rows: int,
+    n_out: int,
+    dtype: str,
+    unit_interval: bool,
+    name: str = "Y",
+    rows_of: str = "X",
 ) -> Any:
     """`data` as (n_rows, n_out) targets of `dtype`; integer labels (n_rows,) become one-hot rows."""
     xp = backend.xp
     y = _array(backend, data, name)
     if y.ndim == 1:
-        return one_hot(labels(backend, y, n_rows, n_out, name), n_out, backend.dtype(dtype), xp)
+        return one_hot(labels(backend, y, n_rows, n_out, name, rows_of), n_out, backend.dtype(dtype), xp)
     if y.ndim != 2:
         raise ValueError(
             f"{name} must be labels ({n_rows},) or targets ({n_rows}, {n_out}); got shape {tuple(y.shape)}"
         )
-    _rows_match(y, n_rows, name)
+    _rows_match(y, n_rows, name, rows_of)
     if y.shape[1] != n_out:
         raise ValueError(
             f"{name} has {y.shape[1]} columns but the output layer has {n_out} (sizes[-1]); "
@@ -164,6 +184,8 @@ def _dtype_str(dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 
-def _rows_match(array: Any, n_rows: int, name: str) -> None:
+def _rows_match(array: Any, n_rows: int, name: str, rows_of: str) -> None:
     if array.shape[0] != n_rows:
-        raise ValueError(f"X has {n_rows} rows but {name} has {array.shape[0]}; expected one per row of X")
+        raise ValueError(
+            f"{rows_of} has {n_rows} rows but {name} has {array.shape[0]}; expected one per row of {rows_of}"
+        )

@@ -10,10 +10,11 @@ on one backend's device, and runs the training loop. Conventions, fixed across b
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _validation as check
 from . import backprop as bp
@@ -23,6 +24,18 @@ from .backends.host import HostRandom
 from .costs import COSTS
 
 Array = Any
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _on_device(method: F) -> F:
+    """Run a public method with the network's device current (it matters for CuPy on many GPUs)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Network, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -118,39 +131,44 @@ class Network:
     def _x(self, data: Any, name: str = "X") -> Array:
         return check.features(self.backend, data, self.sizes[0], self.dtype, name)
 
-    def _y(self, data: Any, n_rows: int, name: str = "Y") -> Array:
+    def _y(self, data: Any, n_rows: int, name: str = "Y", rows_of: str = "X") -> Array:
         unit = self.cost_name == "cross_entropy"
-        return check.targets(self.backend, data, n_rows, self.sizes[-1], self.dtype, unit, name)
+        return check.targets(self.backend, data, n_rows, self.sizes[-1], self.dtype, unit, name, rows_of)
 
-    def _labels(self, data: Any, n_rows: int, name: str = "labels") -> Array:
-        return check.labels(self.backend, data, n_rows, self.sizes[-1], name)
+    def _labels(self, data: Any, n_rows: int, name: str = "labels", rows_of: str = "X") -> Array:
+        return check.labels(self.backend, data, n_rows, self.sizes[-1], name, rows_of)
 
     # ---- the public operations ----------------------------------------------------------------
 
+    @_on_device
     def feedforward(self, X: Any) -> Array:
         """The output activations for the rows of `X` (n, sizes[0]): (n, sizes[-1])."""
         x = self._x(X)
         _, activations = bp.feedforward(self.weights, self.biases, self._sigmas, x, self.xp)
         return activations[-1]
 
+    @_on_device
     def backprop(self, X: Any, Y: Any) -> tuple[list[Array], list[Array]]:
         """`(nabla_b, nabla_w)`: the gradient of the mean cost over the rows of `X` and `Y`."""
         x = self._x(X)
         y = self._y(Y, x.shape[0])
         return bp.backprop(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
 
+    @_on_device
     def cost(self, X: Any, Y: Any) -> float:
         """The mean cost C = (1/n) Σ_x C_x over the rows of `X` and `Y`."""
         x = self._x(X)
         y = self._y(Y, x.shape[0])
         return float(bp.mean_cost(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp))
 
+    @_on_device
     def evaluate(self, X: Any, labels: Any) -> int:
         """How many rows of `X` the network classifies as `labels` (n,) (argmax of the output)."""
         x = self._x(X)
         y = self._labels(labels, x.shape[0])
         return int(self._count_correct(x, y))
 
+    @_on_device
     def update_mini_batch(self, X: Any, Y: Any, eta: float) -> None:
         """One gradient-descent step on the mean cost of the rows of `X`, `Y` with rate `eta`."""
         eta = check.positive_real(eta, "eta")
@@ -158,6 +176,7 @@ class Network:
         y = self._y(Y, x.shape[0])
         self._step(x, y, eta)
 
+    @_on_device
     def SGD(  # noqa: N802 - the book's name
         self,
         training_data: tuple[Any, Any],
@@ -180,14 +199,15 @@ class Network:
         epochs = check.positive_int(epochs, "epochs")
         mini_batch_size = check.positive_int(mini_batch_size, "mini_batch_size")
         eta = check.positive_real(eta, "eta")
+        check.optional_callable(callback, "callback")
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
         x = self._x(X, "training_data X")
-        y = self._y(Y, x.shape[0], "training_data Y")
+        y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
         test = None
         if test_data is not None:
             tx, ty = check.pair(test_data, "test_data", "(X, labels)")
             tx = self._x(tx, "test_data X")
-            test = (tx, self._labels(ty, tx.shape[0], "test_data labels"))
+            test = (tx, self._labels(ty, tx.shape[0], "test_data labels", "test_data X"))
 
         xp, n, history = self.xp, x.shape[0], []
         for epoch in range(epochs):

@@ -6,6 +6,8 @@ device", "not installed", "broken install") are proven on any machine.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import sys
 import types
@@ -49,8 +51,11 @@ def test_numpy_is_always_available_and_every_listed_backend_loads():
         assert bpgpu.get_backend(name).name == name
 
 
-def test_auto_picks_cupy_only_when_a_gpu_works(no_env):
-    expected = "cupy" if "cupy" in bpgpu.available_backends() else "numpy"
+def test_auto_picks_numpy_here_unless_a_gpu_works(no_env):
+    if importlib.util.find_spec("cupy") is None:
+        expected = "numpy"  # the CPU machines of CI: CuPy is not even installed
+    else:
+        expected = "cupy" if "cupy" in bpgpu.available_backends() else "numpy"
     assert bpgpu.get_backend().name == expected
     assert bpgpu.get_backend("auto").name == expected
 
@@ -138,12 +143,88 @@ def test_cupy_whose_import_itself_crashes_is_only_unavailable(monkeypatch):
     assert isinstance(info.value.__cause__, OSError)
 
 
+def test_torch_whose_import_crashes_is_only_unavailable(monkeypatch):
+    from bpgpu.backends import torch_backend
+
+    def broken_import(name):
+        raise OSError("libcudnn.so.9: cannot open shared object file")
+
+    monkeypatch.setattr(torch_backend, "importlib", types.SimpleNamespace(import_module=broken_import))
+    with pytest.raises(RuntimeError, match=r"backend 'torch' is not available.*libcudnn") as info:
+        bpgpu.get_backend("torch")
+    assert isinstance(info.value.__cause__, OSError)
+    assert "torch" not in bpgpu.available_backends()
+
+
 def test_torch_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(RuntimeError, match="backend 'torch' is not available") as info:
         bpgpu.get_backend("torch")
     assert isinstance(info.value.__cause__, ImportError)
     assert "torch" not in bpgpu.available_backends()
+
+
+class FakeDevice:
+    """Stands in for cupy.cuda.Device: a context manager that counts synchronisations."""
+
+    def __init__(self):
+        self.id, self.entered, self.synchronized = 0, 0, 0
+
+    def __enter__(self):
+        self.entered += 1
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def synchronize(self):
+        self.synchronized += 1
+
+
+def numpy_backed_cupy(monkeypatch, result=None):
+    """Make `import cupy` give a module that runs on NumPy, so the working-GPU path runs anywhere."""
+    device = FakeDevice()
+    module = types.ModuleType("cupy")
+    module.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: 1), Device=lambda: device
+    )
+    module.float32, module.arange, module.asarray = np.float32, np.arange, np.asarray
+    module.asnumpy = (lambda a: np.asarray(result)) if result is not None else np.asarray
+    modules = {"cupy": module, "array_api_compat.cupy": importlib.import_module("array_api_compat.numpy")}
+    monkeypatch.setattr(cupy_backend, "importlib", types.SimpleNamespace(import_module=modules.__getitem__))
+    return device
+
+
+def test_working_cupy_is_listed_chosen_by_auto_and_announced(monkeypatch, caplog, no_env):
+    device = numpy_backed_cupy(monkeypatch)
+    monkeypatch.setattr(backends, "_auto_announced", False)
+    assert "cupy" in bpgpu.available_backends()
+    with caplog.at_level(logging.INFO, logger="bpgpu"):
+        assert bpgpu.get_backend().name == "cupy"
+    assert any("chose cupy" in r.getMessage() for r in caplog.records)
+    net = bpgpu.Network([3, 4, 2], backend="cupy", seed=1, dtype="float64")
+    ref = bpgpu.Network([3, 4, 2], backend="numpy", seed=1, dtype="float64")
+    X, labels = np.random.default_rng(0).normal(size=(9, 3)), np.arange(9) % 2
+    history = net.SGD((X, labels), 2, 4, 1.0, test_data=(X, labels))
+    ref_history = ref.SGD((X, labels), 2, 4, 1.0, test_data=(X, labels))
+    assert [r.correct for r in history] == [r.correct for r in ref_history]
+    np.testing.assert_array_equal(net.backend.to_numpy(net.weights[0]), ref.backend.to_numpy(ref.weights[0]))
+    assert device.synchronized == 2  # once per epoch
+    assert device.entered >= 1  # public methods run with the network's device current
+
+
+def test_cupy_whose_test_product_is_wrong_is_unavailable(monkeypatch):
+    numpy_backed_cupy(monkeypatch, result=[[0.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(RuntimeError, match="test product on the GPU gave"):
+        bpgpu.get_backend("cupy")
+
+
+def test_torch_tensors_that_track_gradients_are_detached():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    net = bpgpu.Network([3, 4, 2], backend="torch", seed=1)
+    X = torch.ones((5, 3), requires_grad=True)
+    net.SGD((X, torch.zeros(5, dtype=torch.int64)), 2, 2, 1.0)
+    assert not any(p.requires_grad for p in net.weights + net.biases)
 
 
 def test_round_trip_to_host_and_back(backend):

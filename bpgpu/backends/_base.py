@@ -7,6 +7,7 @@ for queued device work (for honest timings). Subclasses live one per module besi
 
 from __future__ import annotations
 
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -54,13 +55,20 @@ class Backend:
             return array if dtype is None else self.xp.astype(array, dtype, copy=False)
         if array_api_compat.is_array_api_obj(array) and not array_api_compat.is_numpy_array(array):
             other = array_api_compat.array_namespace(array).__name__
+            accepted = (
+                "a numpy array" if self.name == "numpy" else f"a host numpy array or a {self.name} array"
+            )
             raise TypeError(
-                f"expected a host numpy array or a {self.name} array, got an array of {other}: "
+                f"expected {accepted}, got an array of {other}: "
                 f"move it to the host first or use a network with that backend (mixed backends)"
             )
         host = np.asarray(array)
         if host.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"expected real numbers (bool, int or float), got dtype {host.dtype}")
+        if not host.dtype.isnative:
+            host = host.astype(host.dtype.newbyteorder("="))
+        if host.dtype == np.float16:
+            host = host.astype(np.float32)  # float16 is not in the array API standard; exact
         return self._from_host(host, dtype)
 
     def to_numpy(self, array: Any) -> np.ndarray:
@@ -69,6 +77,13 @@ class Backend:
 
     def synchronize(self) -> None:
         """Wait until all queued work on the device has finished (a no-op on the CPU)."""
+
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which new arrays and kernels go to this backend's device.
+
+        A no-op where the library places work by its arrays alone; CuPy follows a *current* device.
+        """
+        return contextlib.nullcontext()
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Any:
         return self.xp.asarray(host, dtype=dtype, device=self.device)

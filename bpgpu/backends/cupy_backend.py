@@ -1,8 +1,9 @@
-"""CuPy on the current CUDA device.
+"""CuPy on the CUDA device that is current when the backend is created.
 
 Importing CuPy succeeds on machines without a GPU or driver; the failure comes at the first device
-call. `load` therefore asks for the device count and runs one tiny kernel, turning any failure into
-the `RuntimeError` of `unavailable` with the original error kept as its cause.
+call. `load` therefore asks for the device count and runs a tiny product through the same libraries
+training uses (an elementwise kernel and cuBLAS), turning any failure into the `RuntimeError` of
+`unavailable` with the original error kept as its cause.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from ._base import Backend, unavailable
+
+PROBE_RESULT = [[2.0, 4.0], [4.0, 14.0]]  # [[0, 1], [2, 3]] @ its transpose, plus 1
 
 
 class CupyBackend(Backend):
@@ -27,10 +30,13 @@ class CupyBackend(Backend):
             return self._cupy.asarray(host, dtype=dtype)
 
     def to_numpy(self, array: Any) -> np.ndarray:
-        return array.get()
+        return self._cupy.asnumpy(array)
 
     def synchronize(self) -> None:
         self.device.synchronize()
+
+    def activate(self) -> Any:
+        return self.device  # a cupy.cuda.Device is a context manager that makes it current
 
 
 def load() -> CupyBackend:
@@ -42,12 +48,13 @@ def load() -> CupyBackend:
         count = cupy.cuda.runtime.getDeviceCount()
         if count > 0:
             device = cupy.cuda.Device()
-            probe = float((cupy.arange(4, dtype=cupy.float32) * 2).sum().get())  # one kernel
+            a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+            probe = cupy.asnumpy(a @ a.T + 1).tolist()  # cuBLAS, then an elementwise kernel
             xp = importlib.import_module("array_api_compat.cupy")
     except Exception as exc:  # CUDARuntimeError without a driver, missing libraries, compiler...
         raise unavailable("cupy", "CuPy imports but no CUDA device works", exc) from exc
     if count < 1:
         raise unavailable("cupy", "CuPy imports but sees no CUDA device")
-    if probe != 12.0:
-        raise unavailable("cupy", f"a test kernel on the GPU returned {probe} instead of 12.0")
+    if probe != PROBE_RESULT:
+        raise unavailable("cupy", f"a test product on the GPU gave {probe} instead of {PROBE_RESULT}")
     return CupyBackend(xp, device, cupy)

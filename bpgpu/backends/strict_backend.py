@@ -18,6 +18,6 @@ class StrictBackend(Backend):
 def load() -> StrictBackend:
     try:
         xp = importlib.import_module("array_api_strict")
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or a broken install raising anything else
         raise unavailable("array_api_strict", "install it with pip install array-api-strict", exc) from exc
     return StrictBackend(xp, xp.Device("CPU_DEVICE"))

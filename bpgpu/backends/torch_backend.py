@@ -20,10 +20,17 @@ class TorchBackend(Backend):
     def dtype(self, name: str) -> Any:
         return getattr(self._torch, name)
 
+    def asarray(self, array: Any, dtype: Any = None) -> Any:
+        if isinstance(array, self._torch.Tensor) and array.requires_grad:
+            array = array.detach()  # bpgpu computes its own gradients: never extend an autograd graph
+        return super().asarray(array, dtype)
+
     def _from_host(self, host: np.ndarray, dtype: Any) -> Any:
-        # torch cannot wrap every numpy dtype (uint16, for one); widen those on the host first.
+        # torch wraps only writable arrays with positive strides, and not every numpy dtype
+        # (uint16, for one): copy or widen those on the host first.
         if host.dtype.kind == "u" and host.dtype.itemsize > 1:
             host = host.astype(np.int64)
+        host = np.require(host, requirements=["C", "W"])
         return self._torch.as_tensor(host, dtype=dtype, device=self.device)
 
     def to_numpy(self, array: Any) -> np.ndarray:
@@ -38,7 +45,7 @@ def load() -> TorchBackend:
     try:
         torch = importlib.import_module("torch")
         xp = importlib.import_module("array_api_compat.torch")
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or a broken install (missing CUDA libraries: OSError)
         raise unavailable("torch", 'install it with pip install "bpgpu[torch]"', exc) from exc
     if torch.cuda.is_available():
         device = torch.device("cuda", torch.cuda.current_device())
