@@ -168,7 +168,7 @@ class FakeDevice:
     """Stands in for cupy.cuda.Device: a context manager that counts synchronisations."""
 
     def __init__(self):
-        self.id, self.entered, self.synchronized = 0, 0, 0
+        self.entered, self.synchronized = 0, 0
 
     def __enter__(self):
         self.entered += 1

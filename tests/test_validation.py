@@ -261,6 +261,9 @@ def test_any_memory_layout_of_host_data_gives_the_same_result(backend, layout):
 def test_labels_of_every_integer_dtype_are_accepted(backend, dtype):
     net = bpgpu.Network(SIZES, backend=backend, seed=5)
     assert net.evaluate(X, LABELS.astype(dtype)) == net.evaluate(X, LABELS)
+    # The same dtype already on the device: torch, for one, cannot reduce unsigned tensors.
+    on_device = backend.xp.asarray(backend.asarray(LABELS), dtype=getattr(backend.xp, dtype))
+    assert net.evaluate(X, on_device) == net.evaluate(X, LABELS)
 
 
 def test_arrays_of_another_backend_are_refused_by_name():
