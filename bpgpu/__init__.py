@@ -1,9 +1,11 @@
 """bpgpu: Nielsen's backpropagation, written once against the array API, on CPU or CUDA GPU."""
 
-from .backends import BACKEND_NAMES, Backend, available_backends, get_backend
-from .network import EpochRecord, Network
+__version__ = "0.1.0"  # first, so that modules below can import it
 
-__version__ = "0.1.0"
+from .backends import BACKEND_NAMES, Backend, available_backends, get_backend
+from .checkpoint import load
+from .network import Network
+from .training import EpochRecord
 
 __all__ = [
     "BACKEND_NAMES",
@@ -13,4 +15,5 @@ __all__ = [
     "__version__",
     "available_backends",
     "get_backend",
+    "load",
 ]

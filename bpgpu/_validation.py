@@ -26,6 +26,16 @@ def choice(value: Any, name: str, options: Sequence[str]) -> str:
     return value
 
 
+def names(value: Any, name: str, options: Sequence[str]) -> tuple[str, ...]:
+    """A sequence of distinct names from `options` (a single string is a mistake, not a sequence)."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a tuple of names from {tuple(options)}; got {value!r}")
+    chosen = tuple(choice(v, f"each of {name}", options) for v in value)
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"{name} names something twice: {chosen}")
+    return chosen
+
+
 def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive integer; got {value!r} ({type(value).__name__})")

@@ -11,17 +11,19 @@ on one backend's device, and runs the training loop. Conventions, fixed across b
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import _validation as check
 from . import backprop as bp
+from . import checkpoint
 from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
+from .training import MONITORS, EpochRecord, totals
 
 Array = Any
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,26 +38,6 @@ def _on_device(method: F) -> F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """What one epoch of `Network.SGD` did. `correct`/`total` are None without test data."""
-
-    epoch: int
-    seconds: float
-    correct: int | None = None
-    total: int | None = None
-
-    @property
-    def accuracy(self) -> float | None:
-        """Fraction of test rows classified correctly, or None without test data."""
-        return None if self.total is None else self.correct / self.total
-
-    def __str__(self) -> str:
-        if self.total is None:
-            return f"Epoch {self.epoch} complete ({self.seconds:.2f} s)"
-        return f"Epoch {self.epoch}: {self.correct} / {self.total} ({self.seconds:.2f} s)"
 
 
 class Network:
@@ -121,6 +103,14 @@ class Network:
             f"dtype={self.dtype!r}, seed={self.seed})"
         )
 
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the network to one `.npz` file at `path`, atomically; `bpgpu.load` reads it back.
+
+        The file holds the settings, the parameters and where the shuffle stream stands, so a loaded
+        network gives the same outputs on any backend and continues training as this one would.
+        """
+        checkpoint.save(self, path)
+
     @property
     def xp(self) -> Any:
         """The array-API namespace of the network's backend."""
@@ -185,43 +175,58 @@ class Network:
         eta: float,
         test_data: tuple[Any, Any] | None = None,
         *,
+        evaluation_data: tuple[Any, Any] | None = None,
+        monitor: Sequence[str] = (),
         verbose: bool = False,
         callback: Callable[[EpochRecord], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[EpochRecord]:
         """Mini-batch stochastic gradient descent over `training_data = (X, Y)`.
 
         Every epoch shuffles the rows (on the device, in an order drawn from the network's seed),
         then takes one `update_mini_batch` step per `mini_batch_size` rows; the last batch may be
         smaller. With `test_data = (X, labels)` each epoch records how many test rows are classified
-        correctly. Returns one `EpochRecord` per epoch; `verbose` prints each, `callback` receives
-        each. Everything is validated before the first step.
+        correctly. `monitor` names any of "training_cost", "training_accuracy" (over the training
+        rows; accuracy against argmax of Y) and "evaluation_cost", "evaluation_accuracy" (over
+        `evaluation_data = (X, labels)`), recorded every epoch; all of an epoch's numbers reach the
+        host in one transfer. Returns one `EpochRecord` per epoch; `verbose` prints each, `callback`
+        receives each, `progress(rows_done, rows)` is called after every mini-batch (it gets plain
+        ints, so it adds no device synchronisation). Everything is validated before the first step.
         """
         epochs = check.positive_int(epochs, "epochs")
         mini_batch_size = check.positive_int(mini_batch_size, "mini_batch_size")
         eta = check.positive_real(eta, "eta")
+        monitor = check.names(monitor, "monitor", MONITORS)
         check.optional_callable(callback, "callback")
+        check.optional_callable(progress, "progress")
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
         x = self._x(X, "training_data X")
         y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
-        test = None
-        if test_data is not None:
-            tx, ty = check.pair(test_data, "test_data", "(X, labels)")
-            tx = self._x(tx, "test_data X")
-            test = (tx, self._labels(ty, tx.shape[0], "test_data labels", "test_data X"))
+        test = self._labelled(test_data, "test_data")
+        evaluation = self._labelled(evaluation_data, "evaluation_data")
+        if evaluation is None and any(m.startswith("evaluation") for m in monitor):
+            raise ValueError(f"monitor {monitor} asks for evaluation metrics but evaluation_data is None")
 
         xp, n, history = self.xp, x.shape[0], []
+        measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
+        if evaluation is not None:
+            ex, labels = evaluation
+            ey = None
+            if "evaluation_cost" in monitor:
+                ey = bp.one_hot(labels, self.sizes[-1], self.backend.dtype(self.dtype), xp)
+            measured["evaluation"] = (ex, ey, labels)
         for epoch in range(epochs):
             start = time.perf_counter()
             order = self.backend.asarray(self._random.permutation(n))
             xs, ys = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
+            del order
             for k in range(0, n, mini_batch_size):
                 end = min(k + mini_batch_size, n)  # the standard leaves out-of-range stops undefined
                 self._step(xs[k:end, ...], ys[k:end, ...], eta)
-            correct = None if test is None else int(self._count_correct(*test))  # one sync
-            self.backend.synchronize()
-            record = EpochRecord(
-                epoch, time.perf_counter() - start, correct, None if test is None else test[0].shape[0]
-            )
+                if progress is not None:
+                    progress(end, n)
+            del xs, ys
+            record = self._epoch_record(epoch, start, monitor, measured, test)
             history.append(record)
             if verbose:
                 print(record, flush=True)
@@ -233,9 +238,53 @@ class Network:
 
     def _step(self, x: Array, y: Array, eta: float) -> None:
         nabla_b, nabla_w = bp.backprop(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
-        self.weights = bp.sgd_step(self.weights, nabla_w, eta)
-        self.biases = bp.sgd_step(self.biases, nabla_b, eta)
+        # One assignment for both, so that an interrupt (Ctrl-C) never leaves half a step behind.
+        self.weights, self.biases = (
+            bp.sgd_step(self.weights, nabla_w, eta),
+            bp.sgd_step(self.biases, nabla_b, eta),
+        )
 
     def _count_correct(self, x: Array, labels: Array) -> Array:
-        _, activations = bp.feedforward(self.weights, self.biases, self._sigmas, x, self.xp)
-        return bp.count_correct(activations[-1], labels, self.xp)
+        return self._totals(x, None, labels)[1]
+
+    def _totals(self, x: Array, y: Array | None, labels: Array | None) -> tuple[Array | None, Array | None]:
+        return totals(self.weights, self.biases, self._sigmas, self._cost, x, y, labels, self.xp)
+
+    def _labelled(self, data: Any, name: str) -> tuple[Array, Array] | None:
+        """Validated `(X, labels)` as device arrays, or None."""
+        if data is None:
+            return None
+        X, labels = check.pair(data, name, "(X, labels)")
+        x = self._x(X, f"{name} X")
+        return x, self._labels(labels, x.shape[0], f"{name} labels", f"{name} X")
+
+    def _epoch_record(
+        self,
+        epoch: int,
+        start: float,
+        monitor: tuple[str, ...],
+        measured: dict[str, tuple[Array, Array | None, Array | None]],
+        test: tuple[Array, Array] | None,
+    ) -> EpochRecord:
+        """Measure what the epoch reports and bring it to the host in one transfer."""
+        xp, wanted = self.xp, {}
+        if test is not None:
+            wanted["correct"] = self._count_correct(*test)
+        for prefix, (x, y, labels) in measured.items():
+            cost_name, accuracy_name = f"{prefix}_cost", f"{prefix}_accuracy"
+            if cost_name in monitor or accuracy_name in monitor:
+                cost_sum, correct = self._totals(
+                    x, y if cost_name in monitor else None, labels if accuracy_name in monitor else None
+                )
+                if cost_sum is not None:
+                    wanted[cost_name] = cost_sum / x.shape[0]
+                if correct is not None:
+                    wanted[accuracy_name] = xp.astype(correct, xp.float64) / x.shape[0]
+        values = {}
+        if wanted:
+            stacked = xp.stack([xp.astype(v, xp.float64) for v in wanted.values()])
+            values = dict(zip(wanted, self.backend.to_numpy(stacked).tolist(), strict=True))
+        self.backend.synchronize()
+        if test is not None:
+            values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
+        return EpochRecord(epoch, time.perf_counter() - start, **values)

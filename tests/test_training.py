@@ -10,7 +10,9 @@ import pytest
 from conftest import assert_close, host, params
 
 import bpgpu
+from bpgpu import training
 from bpgpu.datasets import load_digits
+from bpgpu.training import MONITORS
 
 SIZES = [5, 6, 3]
 
@@ -143,13 +145,17 @@ def test_no_transfer_or_sync_inside_the_mini_batch_loop(monkeypatch):
             batch,
             1.0,
             test_data=(X, labels),
+            evaluation_data=(X[:10], labels[:10]),
+            monitor=MONITORS,  # every metric there is: still one transfer per epoch
             callback=lambda r, m=marks: m.append(counts.copy()),
+            progress=lambda done, n: None,
         )
         per_epoch[batch] = [dict(b - a) for a, b in itertools.pairwise(marks)]
     assert per_epoch[1] == per_epoch[20], "crossings grow with the number of mini-batches"
     for epoch in per_epoch[1]:
         assert epoch.get("asarray", 0) == 1, epoch  # the epoch's shuffle order, host to device
-        assert sum(epoch.get(m, 0) for m in SYNC_METHODS) <= 1, epoch  # the test accuracy
+        assert epoch.get("to_numpy", 0) == 1, epoch  # all of the epoch's metrics, device to host
+        assert sum(epoch.get(m, 0) for m in SYNC_METHODS) <= 1, epoch  # inside that one to_numpy
         assert epoch.get("synchronize", 0) == 1, epoch
 
 
@@ -161,3 +167,65 @@ def test_learns_the_embedded_digits_with_the_books_chapter1_settings():
     assert history[0].accuracy < history[-1].accuracy
     assert history[-1].accuracy >= 0.95
     assert net.cost(digits.test.X, digits.test.y) < 0.05
+
+
+def test_monitored_metrics_equal_cost_and_evaluate_after_the_epoch(monkeypatch):
+    X, labels = data(n=40)
+    eX, el = data(n=15, seed=8)
+    net = bpgpu.Network(SIZES, seed=6, dtype="float64", cost="cross_entropy")
+    history = net.SGD((X, labels), 2, 6, 0.8, evaluation_data=(eX, el), monitor=MONITORS)
+    last = history[-1]  # measured with the parameters the network ends with
+    assert last.training_cost == pytest.approx(net.cost(X, labels), rel=1e-12)
+    assert last.training_accuracy == net.evaluate(X, labels) / 40
+    assert last.evaluation_cost == pytest.approx(net.cost(eX, el), rel=1e-12)
+    assert last.evaluation_accuracy == net.evaluate(eX, el) / 15
+    assert (last.correct, last.total) == (None, None)
+    assert history[0].training_cost != last.training_cost
+    # Whole data sets are measured in chunks of rows: chunks of 7 rows give the same numbers.
+    monkeypatch.setattr(training, "CHUNK_ROWS", 7)
+    again = bpgpu.Network(SIZES, seed=6, dtype="float64", cost="cross_entropy")
+    chunked = again.SGD((X, labels), 2, 6, 0.8, evaluation_data=(eX, el), monitor=MONITORS)
+    for a, b in zip(history, chunked, strict=True):
+        for name in MONITORS:
+            assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-12), name
+
+
+def test_only_the_metrics_asked_for_are_recorded_and_printed(capsys):
+    X, labels = data()
+    net = bpgpu.Network(SIZES, seed=1)
+    (record,) = net.SGD(
+        (X, labels), 1, 5, 1.0, test_data=(X, labels), monitor=("training_cost",), verbose=True
+    )
+    assert record.training_cost is not None and record.total == 30
+    assert record.training_accuracy is record.evaluation_cost is record.evaluation_accuracy is None
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"Epoch 0: {record.correct} / 30, training cost ") and line.endswith(" s)")
+
+
+def test_progress_reports_rows_done_after_every_mini_batch():
+    X, labels = data(n=23)
+    calls = []
+    bpgpu.Network(SIZES, seed=1).SGD((X, labels), 2, 5, 1.0, progress=lambda done, n: calls.append((done, n)))
+    assert calls == [(5, 23), (10, 23), (15, 23), (20, 23), (23, 23)] * 2
+    assert all(type(done) is int for done, _ in calls)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"monitor": "training_cost"}, TypeError, "tuple of names"),
+        ({"monitor": ("training_loss",)}, ValueError, "each of monitor must be one of"),
+        ({"monitor": ("training_cost", "training_cost")}, ValueError, "names something twice"),
+        ({"monitor": ("evaluation_accuracy",)}, ValueError, "evaluation_data is None"),
+        ({"evaluation_data": (np.zeros((3, 5)), [0, 1, 3])}, ValueError, "evaluation_data labels"),
+        ({"progress": 3}, TypeError, "progress"),
+    ],
+)
+def test_bad_monitoring_options_raise_before_any_step(options, error, message):
+    X, labels = data()
+    net = bpgpu.Network(SIZES, seed=1)
+    before = params(net)
+    with pytest.raises(error, match=message):
+        net.SGD((X, labels), 1, 5, 1.0, **options)
+    for got, want in zip(params(net), before, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -6,6 +6,8 @@ makes the same seed give bit-identical networks and the same shuffles on every b
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -26,3 +28,20 @@ class HostRandom:
     def permutation(self, n: int) -> np.ndarray:
         """A random order of `range(n)` as int64 indices."""
         return self._shuffle.permutation(n).astype(np.int64)
+
+    @property
+    def shuffle_state(self) -> dict[str, Any]:
+        """Where the shuffle stream stands: plain data (str/int/dict) that JSON can hold."""
+        return self._shuffle.bit_generator.state
+
+    @shuffle_state.setter
+    def shuffle_state(self, state: dict[str, Any]) -> None:
+        """Resume the shuffle stream from a `shuffle_state`; a malformed state raises `ValueError`."""
+        generator = np.random.default_rng(0)
+        try:
+            generator.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(
+                f"not a valid shuffle state for {type(generator.bit_generator).__name__}: {exc}"
+            ) from exc
+        self._shuffle = generator
