@@ -1,30 +1,24 @@
-"""Data sets that ship inside bpgpu, returned as host NumPy arrays.
+"""Data sets as host NumPy arrays: the digits that ship inside bpgpu, and MNIST from a local file.
 
 `load_digits` is the embedded default: the UCI "Optical Recognition of Handwritten Digits" test set
 (E. Alpaydin and C. Kaynak, 1998; CC BY 4.0), 1797 images of 8×8 pixels counting 0–16, in the CSV
 layout that scikit-learn ships (64 pixel columns, then the digit). No network access is needed.
+
+`load_mnist(path)` (in `bpgpu.mnist`) reads MNIST from Nielsen's `mnist.pkl.gz` or from a directory
+of the four IDX files; nothing is downloaded. Both return `DataSets(train, validation, test)`.
 """
 
 from __future__ import annotations
 
 import gzip
 from importlib import resources
-from typing import NamedTuple
 
 import numpy as np
 
+from ._splits import DataSets, Split
+from .mnist import load_mnist
 
-class Split(NamedTuple):
-    """Rows of features `X` float32 (n, d) in [0, 1] and integer labels `y` int64 (n,)."""
-
-    X: np.ndarray
-    y: np.ndarray
-
-
-class DataSets(NamedTuple):
-    train: Split
-    validation: Split
-    test: Split
+__all__ = ["DataSets", "Split", "load_digits", "load_mnist"]
 
 
 def load_digits() -> DataSets:

@@ -1,0 +1,349 @@
+"""`load_mnist` on small files written here in the real formats, and `examples/mnist_chapter1.py`.
+
+Nielsen's `mnist.pkl.gz` is made with `pickle` and `gzip` (and once byte by byte, as Python 2 and old
+NumPy wrote the book's file); the IDX files byte by byte with `struct`, as LeCun's page specifies.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+import pickle
+import shlex
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from bpgpu.datasets import DataSets, Split, load_digits, load_mnist
+
+EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist_chapter1.py"
+IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+# ---- writers of the two formats ----------------------------------------------------------------
+
+
+def book_data(rows: tuple[int, int, int] = (60, 20, 20), seed: int = 0) -> tuple:
+    """`(training_data, validation_data, test_data)` shaped as in the book's file, pixels / 256."""
+    rng = np.random.default_rng(seed)
+    return tuple(
+        ((rng.integers(0, 256, (n, 784)) / 256).astype(np.float32), rng.integers(0, 10, n).astype(np.int64))
+        for n in rows
+    )
+
+
+def write_pkl_gz(path: pathlib.Path, obj: object, protocol: int = 2) -> pathlib.Path:
+    with gzip.open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=protocol)
+    return path
+
+
+def python2_pickle(obj: tuple) -> bytes:
+    """A protocol-2 pickle of nested tuples of arrays with the opcodes Python 2 and NumPy 1.x wrote:
+    GLOBAL numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype, and SHORT_BINSTRING /
+    BINSTRING (Python 2 str) for the data, which Python 3 reads only with encoding="latin1"."""
+
+    def save(o: object) -> bytes:
+        if isinstance(o, tuple):
+            return b"(" + b"".join(save(x) for x in o) + b"t"
+        a = np.ascontiguousarray(o)
+        order, code = a.dtype.str[0].encode(), a.dtype.str[1:].encode()
+        shape = b"(" + b"".join(b"J" + struct.pack("<i", s) for s in a.shape) + b"t"
+        dtype = b"cnumpy\ndtype\nU" + bytes([len(code)]) + code + b"K\x00K\x01\x87R"
+        dtype += b"(K\x03U\x01" + order + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+        data = a.tobytes()
+        return (
+            b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01"
+            + shape
+            + dtype
+            + b"\x89T"
+            + struct.pack("<I", len(data))
+            + data
+            + b"tb"
+        )
+
+    return b"\x80\x02" + save(obj) + b"."
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    """An IDX file of unsigned bytes: magic 0x0000080<ndim>, the sizes, the data, all big-endian."""
+    magic = 0x0800 | array.ndim if magic is None else magic
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def idx_arrays(n_train: int = 120, n_test: int = 30, side: int = 28, seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "train_images": rng.integers(0, 256, (n_train, side, side), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, side, side), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+
+
+def write_idx_dir(directory: pathlib.Path, arrays: dict[str, np.ndarray], gz: bool = False) -> pathlib.Path:
+    directory.mkdir(exist_ok=True)
+    for key, array in arrays.items():
+        raw = idx_bytes(array)
+        name = IDX_NAMES[key] + (".gz" if gz else "")
+        (directory / name).write_bytes(gzip.compress(raw) if gz else raw)
+    return directory
+
+
+def assert_split(split: Split, X: np.ndarray, y: np.ndarray) -> None:
+    assert isinstance(split, Split)
+    assert split.X.dtype == np.float32 and split.y.dtype == np.int64
+    assert split.X.shape == X.shape and split.y.shape == y.shape
+    np.testing.assert_array_equal(split.X, X)
+    np.testing.assert_array_equal(split.y, y)
+
+
+# ---- Nielsen's mnist.pkl.gz --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_book_pickle_loads_unchanged(tmp_path, protocol):
+    data = book_data()
+    got = load_mnist(write_pkl_gz(tmp_path / "mnist.pkl.gz", data, protocol))
+    assert isinstance(got, DataSets) and type(got) is type(load_digits())
+    for split, (X, y) in zip(got, data, strict=True):
+        assert_split(split, X, y)
+
+
+def test_pickle_written_as_python2_wrote_the_books_file_loads(tmp_path):
+    data = book_data((30, 10, 10), seed=2)
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(python2_pickle(data)))
+    for split, (X, y) in zip(load_mnist(str(path)), data, strict=True):
+        assert_split(split, X, y)
+
+
+def test_pickle_with_float64_pixels_and_uint8_labels_is_converted(tmp_path):
+    data = tuple((X.astype(np.float64), y.astype(np.uint8)) for X, y in book_data())
+    got = load_mnist(write_pkl_gz(tmp_path / "mnist.pkl.gz", data))
+    for split, (X, y) in zip(got, data, strict=True):
+        assert_split(split, X.astype(np.float32), y.astype(np.int64))
+
+
+class RunsCommand:
+    """Unpickling this runs a shell command: what a malicious mnist.pkl.gz would do."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class EvaluatesCode:
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self):
+        return (eval, (self.code,))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("where", ["whole", "inside"])
+@pytest.mark.parametrize("attack", [RunsCommand, EvaluatesCode])
+def test_pickle_calling_anything_but_numpy_is_refused_before_it_runs(tmp_path, attack, where, protocol):
+    def payload(marker: pathlib.Path) -> object:
+        if attack is RunsCommand:
+            return RunsCommand(f"touch {shlex.quote(str(marker))}")
+        return EvaluatesCode(f"open({str(marker)!r}, 'w').close()")
+
+    def evil(marker: pathlib.Path) -> object:
+        train, validation, _ = book_data()
+        return payload(marker) if where == "whole" else (train, validation, (train[0], payload(marker)))
+
+    # The payload is real: the ordinary unpickler runs it.
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(evil(control), protocol=protocol))
+    assert control.exists()
+
+    marker = tmp_path / "marker"
+    path = write_pkl_gz(tmp_path / "mnist.pkl.gz", evil(marker), protocol)
+    with pytest.raises(ValueError, match="refusing") as info:
+        load_mnist(path)
+    assert str(path) in str(info.value)
+    assert (".system" if attack is RunsCommand else "eval") in str(info.value)
+    assert not marker.exists()
+
+
+def _pickle_case(make: Callable[[tuple], object]) -> Callable[[pathlib.Path], None]:
+    return lambda path: write_pkl_gz(path, make(book_data()))
+
+
+def _nan(data: tuple) -> tuple:
+    X = data[1][0].copy()
+    X[3, 5] = np.nan
+    return (data[0], (X, data[1][1]), data[2])
+
+
+BAD_PICKLES = {
+    "not gzip": (lambda p: p.write_bytes(b"this is not MNIST\n" * 4), "not gzip-compressed"),
+    "truncated gzip": (
+        lambda p: p.write_bytes(gzip.compress(pickle.dumps(book_data(), protocol=2))[:3000]),
+        "not a readable gzipped pickle",
+    ),
+    "gzip of garbage": (lambda p: p.write_bytes(gzip.compress(b"\x00garbage")), "not a readable"),
+    "two splits": (_pickle_case(lambda d: d[:2]), r"got a tuple of length 2"),
+    "a dict": (_pickle_case(lambda d: {"train": d[0]}), r"got a dict"),
+    "triple, not pair": (
+        _pickle_case(lambda d: (d[0], (*d[1], d[1][1]), d[2])),
+        "validation_data to be a pair",
+    ),
+    "X a list": (_pickle_case(lambda d: ((d[0][0].tolist(), d[0][1]), d[1], d[2])), "training_data X"),
+    "X 1-d": (_pickle_case(lambda d: (d[0], d[1], (d[2][0].ravel(), d[2][1]))), r"test_data X .*\(15680,\)"),
+    "X integers": (_pickle_case(lambda d: ((d[0][0] > 0.5, d[0][1]), d[1], d[2])), "2-d float array"),
+    "X with NaN": (_pickle_case(_nan), "validation_data X to be finite"),
+    "X above 1": (_pickle_case(lambda d: ((d[0][0] * 2, d[0][1]), d[1], d[2])), r"X in \[0, 1\]"),
+    "columns differ": (_pickle_case(lambda d: (d[0], d[1], (d[2][0][:, :783], d[2][1]))), "same columns"),
+    "y float": (_pickle_case(lambda d: (d[0], (d[1][0], d[1][1] * 1.0), d[2])), "integer labels"),
+    "y too short": (_pickle_case(lambda d: ((d[0][0], d[0][1][:-1]), d[1], d[2])), "each of the 60 rows"),
+    "label 10": (_pickle_case(lambda d: ((d[0][0], d[0][1] + 1), d[1], d[2])), r"digits 0..9.*10\]"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_PICKLES)
+def test_damaged_pickle_raises_value_error_naming_the_file(tmp_path, case):
+    write, expected = BAD_PICKLES[case]
+    path = tmp_path / "mnist.pkl.gz"
+    write(path)
+    with pytest.raises(ValueError, match=expected) as info:
+        load_mnist(path)
+    assert str(path) in str(info.value)
+
+
+# ---- IDX files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_directory_gives_pixels_over_255_and_the_last_sixth_as_validation(tmp_path, gz):
+    arrays = idx_arrays(n_train=120, n_test=30)
+    got = load_mnist(write_idx_dir(tmp_path / "mnist", arrays, gz=gz))
+    X = (arrays["train_images"].reshape(120, 784) / 255).astype(np.float32)
+    y = arrays["train_labels"].astype(np.int64)
+    assert_split(got.train, X[:100], y[:100])
+    assert_split(got.validation, X[100:], y[100:])
+    X_test = (arrays["test_images"].reshape(30, 784) / 255).astype(np.float32)
+    assert_split(got.test, X_test, arrays["test_labels"].astype(np.int64))
+    assert got.train.X.min() >= 0 and got.train.X.max() <= 1
+
+
+def test_idx_validation_is_the_last_10000_of_60000_training_rows(tmp_path):
+    arrays = idx_arrays(n_train=60_006, n_test=7, side=1)  # 1×1 images keep the files tiny
+    got = load_mnist(write_idx_dir(tmp_path, arrays))
+    assert [len(s.y) for s in got] == [50_006, 10_000, 7]
+    np.testing.assert_array_equal(got.validation.y, arrays["train_labels"][-10_000:])
+
+
+def test_idx_files_are_found_under_dotted_names_and_gunzipped_by_content(tmp_path):
+    arrays = idx_arrays(n_train=12, n_test=5)
+    for key, array in arrays.items():  # gzipped without .gz, and a plain file with .gz
+        name = IDX_NAMES[key].replace("-idx", ".idx")
+        raw = idx_bytes(array)
+        if key.endswith("images"):
+            (tmp_path / name).write_bytes(gzip.compress(raw))
+        else:
+            (tmp_path / f"{name}.gz").write_bytes(raw)
+    got = load_mnist(tmp_path)
+    np.testing.assert_array_equal(got.test.y, arrays["test_labels"])
+    np.testing.assert_array_equal(got.train.X[0], arrays["train_images"][0].ravel() / np.float32(255))
+
+
+def _rewrite(key: str, change: Callable[[bytes], bytes]) -> Callable[[pathlib.Path], str]:
+    def damage(directory: pathlib.Path) -> str:
+        path = directory / IDX_NAMES[key]
+        path.write_bytes(change(path.read_bytes()))
+        return path.name
+
+    return damage
+
+
+def _replace(key: str, array: np.ndarray) -> Callable[[pathlib.Path], str]:
+    return _rewrite(key, lambda _: idx_bytes(array))
+
+
+BAD_IDX = {
+    "bad magic": (_rewrite("train_images", lambda b: b"\x00\x00\x08\x01" + b[4:]), "magic number 0x00000803"),
+    "truncated payload": (_rewrite("test_images", lambda b: b[:-1]), "expected 16 \\+ 23520 bytes"),
+    "trailing byte": (_rewrite("train_labels", lambda b: b + b"\x00"), "got 129 bytes"),
+    "short header": (_rewrite("test_labels", lambda b: b[:6]), "got 6 bytes"),
+    "count mismatch": (_replace("train_labels", np.zeros(119, np.uint8)), "got 119 labels"),
+    "label 12": (
+        _replace("test_labels", np.full(30, 12, np.uint8)),
+        r"digits 0..9; got labels in \[12, 12\]",
+    ),
+    "garbage": (_rewrite("train_images", lambda b: b"<html>not found</html>"), "expected an IDX file"),
+    "truncated gzip": (_rewrite("train_labels", lambda b: gzip.compress(b)[:-12]), "cannot read"),
+    "sizes differ": (_replace("test_images", np.zeros((30, 14, 14), np.uint8)), "same size"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_IDX)
+def test_damaged_idx_file_raises_value_error_naming_it(tmp_path, case):
+    damage, expected = BAD_IDX[case]
+    write_idx_dir(tmp_path, idx_arrays(n_train=120, n_test=30))
+    name = damage(tmp_path)
+    with pytest.raises(ValueError, match=expected) as info:
+        load_mnist(tmp_path)
+    assert (name if case != "sizes differ" else str(tmp_path)) in str(info.value)
+
+
+def test_missing_idx_file_and_missing_path_are_named(tmp_path):
+    write_idx_dir(tmp_path, idx_arrays(n_train=12, n_test=5))
+    (tmp_path / IDX_NAMES["test_labels"]).unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        load_mnist(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.pkl\.gz"):
+        load_mnist(tmp_path / "nowhere.pkl.gz")
+
+
+def test_importing_the_mnist_module_first_works():
+    code = "import bpgpu.mnist, bpgpu.datasets as d; print(d.load_mnist is bpgpu.mnist.load_mnist)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "True", result.stderr
+
+
+# ---- the example -------------------------------------------------------------------------------
+
+
+def run_example(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(EXAMPLE), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_example_trains_on_a_tiny_pickle_and_prints_each_epoch_and_the_accuracy(tmp_path):
+    path = write_pkl_gz(tmp_path / "mnist.pkl.gz", book_data((200, 20, 50)))
+    result = run_example(str(path), "--epochs", "2", "--backend", "numpy")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Network([784, 30, 10]")
+    assert "backend numpy on cpu" in lines and "training on 200 images, testing on 50" in lines
+    epochs = [line for line in lines if line.startswith("Epoch")]
+    assert [line.split(":")[0] for line in epochs] == ["Epoch 0", "Epoch 1"]
+    assert all(" / 50 (" in line for line in epochs)
+    assert lines[-1].startswith("test accuracy after 2 epochs: ")
+
+
+@pytest.mark.parametrize("bad", ["missing", "garbage"])
+def test_example_reports_a_bad_path_in_one_line_without_a_traceback(tmp_path, bad):
+    path = tmp_path / "mnist.pkl.gz"
+    if bad == "garbage":
+        path.write_bytes(b"\x1f\x8bnot really gzip")
+    result = run_example(str(path), "--epochs", "1", "--backend", "numpy")
+    assert result.returncode == 1
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and str(path) in result.stderr
