@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 .PHONY: train test lint format clean
 
 train: $(VENV)/.installed-base
-	$(PY) examples/digits.py
+	$(VENV)/bin/bpgpu train
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest

@@ -8,6 +8,7 @@ for queued device work (for honest timings). Subclasses live one per module besi
 from __future__ import annotations
 
 import contextlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -28,6 +29,12 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    @property
+    def library_version(self) -> str:
+        """The version of the array library behind this backend (for `bpgpu info` and reports)."""
+        module = sys.modules.get(self.name)
+        return str(getattr(module, "__version__", "unknown"))
 
     def dtype(self, name: str) -> Any:
         """The namespace's dtype object for `name` ("float32", "float64", "int64", ...)."""

@@ -1,0 +1,62 @@
+"""Learning curves: test accuracy and training cost per epoch, drawn with matplotlib.
+
+matplotlib is an optional extra (`pip install "bpgpu[plot]"`); without it `plot_history` raises
+`RuntimeError` saying how to install it. Nothing here touches pyplot's global state, so it works
+without a display and inside other programs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ._files import atomic_write
+from .training import EpochRecord
+
+INSTALL_HINT = 'plotting needs matplotlib: pip install "bpgpu[plot]"'
+
+
+def require_matplotlib() -> Any:
+    """The `matplotlib.figure` module, or `RuntimeError` with the install command."""
+    try:
+        return importlib.import_module("matplotlib.figure")
+    except ImportError as exc:
+        raise RuntimeError(f"{INSTALL_HINT} ({exc})") from exc
+
+
+def plot_history(
+    history: Sequence[EpochRecord], path: str | os.PathLike[str], *, title: str | None = None
+) -> None:
+    """Draw the test accuracy and the training cost of `history` against the epoch into `path`.
+
+    The format follows the file name (.png, .svg, .pdf, ...). A curve is drawn when its field is
+    present in the records (`test_data` for accuracy, `monitor=("training_cost",)` for the cost);
+    with neither, `ValueError`. The file is written atomically.
+    """
+    records = list(history)
+    if not records or not all(isinstance(r, EpochRecord) for r in records):
+        raise ValueError(f"history must be a non-empty list of EpochRecord; got {history!r:.80}")
+    panels = [
+        (field, label)
+        for field, label in (("accuracy", "test accuracy (%)"), ("training_cost", "training cost"))
+        if all(getattr(r, field) is not None for r in records)
+    ]
+    if not panels:
+        raise ValueError("history has neither test accuracy nor training cost to plot")
+    figure_module = require_matplotlib()
+    figure = figure_module.Figure(figsize=(5 * len(panels), 3.6), layout="constrained")
+    epochs = [r.epoch for r in records]
+    for k, (field, label) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), k + 1)
+        values = [getattr(r, field) * (100 if field == "accuracy" else 1) for r in records]
+        axes.plot(epochs, values, marker="o", markersize=3)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
+    with atomic_write(path) as file:
+        figure.savefig(file, format=suffix, dpi=120)

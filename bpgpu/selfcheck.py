@@ -1,0 +1,117 @@
+"""`bpgpu check`: does backpropagation give the right gradient on this installation's backends?
+
+Two kinds of check, each a `Check` with a measured error and the limit it must stay under:
+
+- **gradient**: backprop's gradient against central finite differences of the cost, entry by entry,
+  in float64, for a small network in two activation/cost pairings;
+- **agreement**: another backend against NumPy from the same seed: initial parameters, the
+  gradient, and the parameters after two epochs of SGD (float64 and float32).
+
+Perturbed parameters are built on the host and moved to the backend, as a user's data would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import Backend, get_backend
+from .network import Network
+
+SIZES = [4, 5, 3]
+PAIRINGS = (("sigmoid", "sigmoid", "quadratic"), ("tanh", "sigmoid", "cross_entropy"))
+FD_STEP = 1e-6
+FD_LIMIT = 1e-6  # central differences err by O(step²) plus rounding / step: ~1e-9 here
+AGREEMENT_LIMIT = {"float64": 1e-10, "float32": 1e-4}
+
+
+@dataclass(frozen=True)
+class Check:
+    backend: str
+    what: str
+    error: float
+    limit: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.error <= self.limit)  # NaN fails
+
+    def __str__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"{verdict}  {self.backend:<17} {self.what:<44} error {self.error:.1e} (limit {self.limit:.0e})"
+        )
+
+
+def run_checks(names: list[str]) -> Iterator[Check]:
+    """Every check for the backends called `names` (agreement checks for all but "numpy")."""
+    for name in names:
+        backend = get_backend(name)
+        for activation, output, cost in PAIRINGS:
+            yield gradient_check(backend, activation, output, cost)
+        if name != "numpy":
+            yield from agreement_checks(backend, get_backend("numpy"))
+
+
+def _data(rows: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return rng.normal(size=(rows, SIZES[0])), rng.integers(0, SIZES[-1], size=rows)
+
+
+def _relative(actual: list[np.ndarray], expected: list[np.ndarray]) -> float:
+    scale = max(float(np.max(np.abs(e))) for e in expected) or 1.0
+    return max(float(np.max(np.abs(a - e))) for a, e in zip(actual, expected, strict=True)) / scale
+
+
+def gradient_check(backend: Backend, activation: str, output: str, cost: str) -> Check:
+    """Backprop's gradient against (C(p + h) − C(p − h)) / 2h for every weight and bias."""
+    net = Network(
+        SIZES,
+        activation=activation,
+        output_activation=output,
+        cost=cost,
+        backend=backend,
+        dtype="float64",
+        seed=3,
+    )
+    X, labels = _data()
+    nabla_b, nabla_w = net.backprop(X, labels)
+    analytic = [backend.to_numpy(g) for g in (*nabla_w, *nabla_b)]
+    numeric = []
+    for group in ("weights", "biases"):
+        for l, param in enumerate(getattr(net, group)):
+            host = backend.to_numpy(param).copy()
+            grad = np.zeros_like(host)
+            for index in np.ndindex(host.shape):
+                costs = []
+                for step in (FD_STEP, -FD_STEP):
+                    moved = host.copy()
+                    moved[index] += step
+                    getattr(net, group)[l] = backend.asarray(moved)
+                    costs.append(net.cost(X, labels))
+                grad[index] = (costs[0] - costs[1]) / (2 * FD_STEP)
+            getattr(net, group)[l] = backend.asarray(host)
+            numeric.append(grad)
+    what = f"gradient = finite differences ({activation}/{output}, {cost})"
+    return Check(backend.name, what, _relative(analytic, numeric), FD_LIMIT)
+
+
+def agreement_checks(backend: Backend, reference: Backend) -> Iterator[Check]:
+    """`backend` against `reference` from the same seed: parameters, gradient, a training run."""
+    X, labels = _data(rows=40)
+    for dtype in ("float64", "float32"):
+        nets = [Network(SIZES, backend=b, dtype=dtype, seed=11) for b in (backend, reference)]
+        host = [[n.backend.to_numpy(p) for p in (*n.weights, *n.biases)] for n in nets]
+        yield Check(backend.name, f"initial parameters = numpy's ({dtype})", _relative(*host), 0.0)
+        grads = []
+        for n in nets:
+            nabla_b, nabla_w = n.backprop(X, labels)
+            grads.append([n.backend.to_numpy(g) for g in (*nabla_w, *nabla_b)])
+        yield Check(backend.name, f"gradient = numpy's ({dtype})", _relative(*grads), AGREEMENT_LIMIT[dtype])
+        for n in nets:
+            n.SGD((X, labels), epochs=2, mini_batch_size=8, eta=1.0)
+        host = [[n.backend.to_numpy(p) for p in (*n.weights, *n.biases)] for n in nets]
+        what = f"2 epochs of SGD = numpy's ({dtype})"
+        yield Check(backend.name, what, _relative(*host), AGREEMENT_LIMIT[dtype])

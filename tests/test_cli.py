@@ -1,0 +1,271 @@
+"""The `bpgpu` command: each subcommand's output, and one-line errors with exit codes on every bad path."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pathlib
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import backprop
+from bpgpu.cli import main
+
+BPGPU = [sys.executable, "-m", "bpgpu"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, timeout=120):
+    return subprocess.run([*BPGPU, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def epoch_lines(out):
+    return [line for line in out.splitlines() if line.startswith("Epoch ")]
+
+
+def final_accuracy(out):
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("test accuracy "), last
+    return float(last.split()[2].rstrip("%")) / 100
+
+
+def test_train_with_no_arguments_learns_the_embedded_digits():
+    result = run("train", "--backend", "numpy")
+    assert result.returncode == 0, result.stderr
+    assert "backend numpy on cpu" in result.stdout
+    lines = epoch_lines(result.stdout)
+    assert len(lines) == 30
+    assert lines[0].startswith("Epoch 0: test accuracy ") and ", training cost " in lines[0]
+    assert final_accuracy(result.stdout) >= 0.95
+    assert "Traceback" not in result.stderr
+
+
+def test_train_saves_a_model_that_evaluate_scores_the_same_on_any_backend(tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    assert main(["train", "--epochs", "4", "--backend", "numpy", "--save", str(model)]) == 0
+    trained = final_accuracy(capsys.readouterr().out.split("\nsaved")[0])
+    for backend in ("numpy", "array_api_strict"):
+        assert main(["evaluate", str(model), "--backend", backend]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"{model}: test accuracy ")
+        assert float(out.split()[3].rstrip("%")) / 100 == pytest.approx(trained)
+        assert f"({backend} on " in out
+
+
+def test_train_options_reach_the_network(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    argv = [
+        "train",
+        "--epochs",
+        "2",
+        "--sizes",
+        "64",
+        "20",
+        "12",
+        "10",
+        "--activation",
+        "tanh",
+        "--output-activation",
+        "sigmoid",
+        "--cost",
+        "cross_entropy",
+        "--dtype",
+        "float64",
+        "--seed",
+        "5",
+        "--batch-size",
+        "20",
+        "--eta",
+        "0.5",
+        "--save",
+        str(model),
+    ]
+    assert main(argv) == 0
+    assert len(epoch_lines(capsys.readouterr().out)) == 2
+    net = bpgpu.load(model)
+    assert net.sizes == [64, 20, 12, 10] and net.activation == "tanh" and net.cost_name == "cross_entropy"
+    assert (net.dtype, net.seed, net.output_activation) == ("float64", 5, "sigmoid")
+
+
+def test_quiet_prints_only_the_result(capsys):
+    assert main(["train", "--epochs", "2", "--quiet", "--backend", "numpy"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("test accuracy ") and captured.out.count("\n") == 1
+    assert captured.err == ""
+
+
+def test_plot_draws_a_png_of_the_learning_curves(tmp_path, capsys):
+    plot = tmp_path / "curves.png"
+    assert main(["train", "--epochs", "3", "--plot", str(plot)]) == 0
+    assert f"drew the learning curves in {plot}" in capsys.readouterr().out
+    image = plot.read_bytes()
+    assert image.startswith(PNG_MAGIC) and len(image) > 5000
+
+
+def test_plot_without_matplotlib_says_how_to_install_it_before_training(monkeypatch, tmp_path, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert main(["train", "--plot", str(tmp_path / "c.png")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing trained
+    assert 'pip install "bpgpu[plot]"' in captured.err and captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["train", "--epochs", "0"], 2, "argument --epochs: expected a positive int, got '0'"),
+        (["train", "--eta", "-1"], 2, "argument --eta: expected a positive float"),
+        (["train", "--batch-size", "ten"], 2, "expected a positive int, got 'ten'"),
+        (["train", "--activation", "swish"], 2, "invalid choice: 'swish'"),
+        (["train", "--cost", "cross_entropy", "--activation", "relu"], 1, "needs an output activation"),
+        (["train", "--backend", "tpu"], 1, "unknown backend 'tpu'"),
+        (["train", "--data", "no/such/mnist.pkl.gz"], 1, "no such file or directory"),
+        (["train", "--sizes", "784", "30", "10"], 1, "must start with the data's 64 input features"),
+        (["train", "--sizes", "64", "30", "5"], 1, "must end with at least 10 outputs"),
+        (["train", "--save", "no/such/dir/m.npz"], 1, "does not exist"),
+        (["evaluate", "missing.npz"], 1, "missing.npz: no such model file"),
+        (["check", "--backend", "gpu"], 2, "invalid choice: 'gpu'"),
+        (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+        ([], 2, "required: command"),
+    ],
+)
+def test_bad_commands_end_with_one_line_on_stderr_and_an_exit_code(argv, code, message, capsys, tmp_path):
+    monkey_cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        try:
+            got = main(argv)
+        except SystemExit as exit:  # argparse's own errors
+            got = exit.code
+    finally:
+        os.chdir(monkey_cwd)
+    captured = capsys.readouterr()
+    assert got == code
+    assert message in captured.err
+    assert captured.err.strip().count("\n") == 0 and "Traceback" not in captured.err
+    assert not list(tmp_path.iterdir())  # no stray files
+
+
+def test_a_corrupt_model_is_one_line_in_a_real_process_and_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    result = run("evaluate", str(bad))
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip() == f"bpgpu evaluate: error: {bad}: not a bpgpu model file (not an .npz archive)"
+    )
+    debug = run("evaluate", str(bad), "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ValueError" in debug.stderr
+
+
+def test_an_unavailable_backend_gives_its_reason():
+    names = bpgpu.available_backends()
+    missing = [name for name in bpgpu.BACKEND_NAMES if name not in names]
+    if not missing:
+        pytest.skip("every backend works on this machine: none to report as unavailable")
+    result = run("train", "--backend", missing[0])
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"bpgpu train: error: backend '{missing[0]}' is not available")
+
+
+def test_info_lists_every_backend_and_why_one_is_missing(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"bpgpu {bpgpu.__version__} on Python ")
+    available = bpgpu.available_backends()
+    for name in bpgpu.BACKEND_NAMES:
+        (line,) = [line for line in out.splitlines() if line.strip().startswith(name + " ")]
+        assert line.split()[1] == ("available" if name in available else "unavailable:"), line
+    assert f"auto chooses {bpgpu.get_backend('auto').name}" in out
+
+
+def test_check_passes_on_this_installation(capsys):
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    available = bpgpu.available_backends()
+    for name in available:
+        assert f"PASS  {name} " in out
+    assert "FAIL" not in out and out.strip().splitlines()[-1].startswith("all ")
+    if len(available) > 1:
+        assert "2 epochs of SGD = numpy's (float64)" in out
+
+
+def test_check_fails_with_exit_code_1_when_backprop_is_wrong(monkeypatch, capsys):
+    right = backprop.weight_gradient
+    monkeypatch.setattr(backprop, "weight_gradient", lambda delta, a_in, xp: 1.001 * right(delta, a_in, xp))
+    assert main(["check", "--backend", "numpy"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  numpy" in out and "checks FAILED" in out
+
+
+def _run_on_a_terminal(argv, timeout=60):
+    """Run the command with stderr on a pseudo-terminal (100 columns); returns (code, stdout, stderr)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen([*BPGPU, *argv], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    err = b""
+    while select.select([master], [], [], timeout)[0]:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed: the command has exited
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    with process.stdout:
+        out = process.stdout.read().decode()
+    return process.wait(timeout), out, err.decode(errors="replace")
+
+
+def test_a_progress_bar_is_shown_on_a_terminal_and_not_in_a_pipe():
+    code, out, err = _run_on_a_terminal(["train", "--epochs", "2", "--backend", "numpy"])
+    assert code == 0 and len(epoch_lines(out)) == 2
+    assert "row/s" in err and "/1.20k" in err  # tqdm's bar over the 1199 training rows
+    piped = run("train", "--epochs", "2", "--backend", "numpy")
+    assert "row/s" not in piped.stderr
+
+
+def test_ctrl_c_stops_training_and_saves_what_it_has(tmp_path):
+    model = tmp_path / "model.npz"
+    process = subprocess.Popen(
+        [*BPGPU, "train", "--epochs", "100000", "--backend", "numpy", "--save", str(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stdout:  # wait until training has really started
+            if line.startswith("Epoch 1:"):
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted during epoch" in err and f"to {model}" in err and "Traceback" not in err
+    net = bpgpu.load(model)
+    fresh = bpgpu.Network([64, 30, 10], seed=1)
+    assert not np.array_equal(net.backend.to_numpy(net.weights[0]), fresh.backend.to_numpy(fresh.weights[0]))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+def test_the_console_script_is_installed_and_python_m_works():
+    script = pathlib.Path(sys.executable).with_name("bpgpu")
+    if not script.exists():
+        pytest.skip(f"no console script at {script}: bpgpu is not pip-installed in this environment")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"bpgpu {bpgpu.__version__}"
+    assert run("--version").stdout.strip() == f"bpgpu {bpgpu.__version__}"
