@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
+import re
 import subprocess
 import sys
 
+import bpgpu
 from bpgpu.datasets import load_digits
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
@@ -52,3 +55,77 @@ def test_readme_usage_example_runs_and_prints_what_its_comments_say():
     first, last = (int(lines[i].split(":")[1].split("/")[0]) for i in (0, 29))
     assert abs(first - 173) <= 10 and abs(last - 290) <= 4
     assert abs(float(lines[30]) - 0.970) <= 0.015
+
+
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), EXAMPLES / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_why_backprop_is_fast_matches_finite_differences_on_every_parameter(capsys):
+    result = load_example("why_backprop_is_fast.py").main(["--sizes", "20", "8", "4", "--weights", "all"])
+    assert (result["n_weights"], result["n_biases"]) == (20 * 8 + 8 * 4, 8 + 4)
+    assert result["compared"] == 204 and not result["extrapolated"]
+    assert result["max_rel_diff"] < 1e-6
+    assert result["ratio"] > 1
+    out = capsys.readouterr().out
+    assert "finite differences, 204 extra forward passes: " in out and "(measured)" in out
+
+
+def test_why_backprop_is_fast_extrapolates_a_sample_of_the_books_network():
+    result = run_example("why_backprop_is_fast.py", "--weights", "40")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "23820 weights + 40 biases = 23860 parameters; mini-batch of 10" in lines
+    diff = next(line for line in lines if line.startswith("max |finite difference − backprop|"))
+    assert float(diff.split("=")[1]) < 1e-6
+    passes = next(line for line in lines if line.startswith("finite differences, 23860 extra"))
+    assert "(extrapolated from " in passes
+    ratio = re.fullmatch(r"backprop is ([\d,]+)× faster", lines[-1])
+    assert ratio is not None, lines[-1]
+    assert int(ratio[1].replace(",", "")) > 1
+
+
+def epoch_rows(stdout: str, epochs: int) -> list[list[str]]:
+    """The "c / 299" counts of each epoch's row of cpu_vs_gpu's table, one list per row."""
+    rows = [line for line in stdout.splitlines() if re.match(r"\d+ ", line)]
+    assert [row.split()[0] for row in rows] == [str(e) for e in range(epochs)], stdout
+    return [re.findall(r"\d+ / \d+", row) for row in rows]
+
+
+def test_cpu_vs_gpu_prints_two_matching_curves_with_another_backend():
+    result = run_example("cpu_vs_gpu.py", "--other", "array_api_strict", "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    counts = epoch_rows(result.stdout, 2)
+    assert all(len(row) == 2 and row[0] == row[1] for row in counts), counts
+    assert ["epoch", "numpy", "array_api_strict"] in [line.split() for line in result.stdout.splitlines()]
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("largest difference of the final weights and biases, numpy vs array_api_strict: ")
+    assert float(last.rsplit(" ", 1)[1]) < 1e-5
+
+
+def test_cpu_vs_gpu_compares_with_cupy_or_says_why_it_cannot():
+    try:
+        bpgpu.get_backend("cupy")
+        reason = None
+    except RuntimeError as exc:
+        reason = str(exc)
+    result = run_example("cpu_vs_gpu.py", "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    counts = epoch_rows(result.stdout, 2)
+    if reason is None:  # a working GPU: both curves, and the comparison
+        assert all(len(row) == 2 for row in counts), counts
+        assert lines[-1].startswith("largest difference of the final weights and biases, numpy vs cupy: ")
+    else:  # no GPU: one line saying why, then the NumPy curve alone
+        assert lines[0] == f"cupy is not available, so training on NumPy only: {reason}"
+        assert all(len(row) == 1 for row in counts), counts
+        assert not any(line.startswith("largest difference") for line in lines)
