@@ -15,6 +15,7 @@ from .backends import Backend
 from .backprop import one_hot
 
 DTYPES = ("float32", "float64")
+DISTRIBUTION_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 
 
 def choice(value: Any, name: str, options: Sequence[str]) -> str:
@@ -49,6 +50,23 @@ def positive_real(value: Any, name: str) -> float:
         raise TypeError(f"{name} must be a positive finite number; got {value!r} ({type(value).__name__})")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number; got {value}")
+    return float(value)
+
+
+def non_negative_real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number ≥ 0; got {value!r} ({type(value).__name__})")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number ≥ 0; got {value}")
+    return float(value)
+
+
+def fraction(value: Any, name: str) -> float:
+    """A number in [0, 1), such as a momentum coefficient."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1); got {value!r} ({type(value).__name__})")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1); got {value}")
     return float(value)
 
 
@@ -164,11 +182,15 @@ def targets(
     n_rows: int,
     n_out: int,
     dtype: str,
-    unit_interval: bool,
+    rule: str | None,
     name: str = "Y",
     rows_of: str = "X",
 ) -> Any:
-    """`data` as (n_rows, n_out) targets of `dtype`; integer labels (n_rows,) become one-hot rows."""
+    """`data` as (n_rows, n_out) targets of `dtype`; integer labels (n_rows,) become one-hot rows.
+
+    `rule` is the cost's demand on real-valued targets: "unit_interval" (every value in [0, 1]) or
+    "distribution" (rows of non-negative values summing to 1), or None.
+    """
     xp = backend.xp
     y = _array(backend, data, name)
     if y.ndim == 1:
@@ -184,8 +206,16 @@ def targets(
             f"expected shape ({n_rows}, {n_out}), got {tuple(y.shape)}"
         )
     y = _finite_as(backend, y, dtype, name)
-    if unit_interval and not bool(xp.all((y >= 0) & (y <= 1))):
+    if rule == "unit_interval" and not bool(xp.all((y >= 0) & (y <= 1))):
         raise ValueError(f"{name} must lie in [0, 1] for the cross-entropy cost; got values outside")
+    if rule == "distribution":
+        tolerance = DISTRIBUTION_TOLERANCE[dtype]
+        sums_to_one = xp.abs(xp.sum(y, axis=1) - 1.0) <= tolerance
+        if not bool(xp.all(y >= 0) & xp.all(sums_to_one)):
+            raise ValueError(
+                f"{name} rows must be probabilities (values ≥ 0 summing to 1 within {tolerance:g}) "
+                "for the log-likelihood cost; got rows that are not"
+            )
     return y
 
 

@@ -115,6 +115,34 @@ def sgd_step(params: Sequence[Array], grads: Sequence[Array], eta: float) -> lis
     return [p - eta * g for p, g in zip(params, grads, strict=True)]
 
 
+def momentum_step(
+    params: Sequence[Array], velocities: Sequence[Array], grads: Sequence[Array], eta: float, mu: float
+) -> tuple[list[Array], list[Array]]:
+    """Momentum (chapter 3): v ← μ v − η ∂C/∂p, then p ← p + v; returns new `(params, velocities)`."""
+    velocities = [mu * v - eta * g for v, g in zip(velocities, grads, strict=True)]
+    return [p + v for p, v in zip(params, velocities, strict=True)], velocities
+
+
+def penalty(weights: Sequence[Array], lmbda: float, n: int, regularization: str, xp: Any) -> Array:
+    """The regularisation term added to the cost: L2 (λ/2n) Σ_w w², or L1 (λ/n) Σ_w |w| (weights only)."""
+    if regularization == "l2":
+        return (lmbda / (2 * n)) * sum(xp.sum(w * w) for w in weights)
+    return (lmbda / n) * sum(xp.sum(xp.abs(w)) for w in weights)
+
+
+def penalty_gradient(
+    weights: Sequence[Array], nabla_w: Sequence[Array], lmbda: float, n: int, regularization: str, xp: Any
+) -> list[Array]:
+    """∂(C + penalty)/∂w: ∇w + (λ/n) w for L2, ∇w + (λ/n) sgn(w) for L1 (sgn 0 = 0).
+
+    So the SGD step is the chapter's w ← (1 − ηλ/n) w − η∇w (L2) or w ← w − (ηλ/n) sgn(w) − η∇w (L1).
+    """
+    scale = lmbda / n
+    if regularization == "l2":
+        return [g + scale * w for w, g in zip(weights, nabla_w, strict=True)]
+    return [g + scale * xp.sign(w) for w, g in zip(weights, nabla_w, strict=True)]
+
+
 def count_correct(output: Array, labels: Array, xp: Any) -> Array:
     """How many rows of `output` (n, n_out) have their largest entry at `labels` (n,): 0-d int."""
     return xp.sum(xp.astype(xp.argmax(output, axis=1) == labels, xp.int64))

@@ -13,15 +13,21 @@ raises `ValueError` naming the file and the problem.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import zipfile
+import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import __version__
+from . import _validation as check
 from ._files import atomic_write
+from .backends import get_backend
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -29,7 +35,17 @@ if TYPE_CHECKING:
 
 FORMAT = "bpgpu-network"
 VERSION = 1
-_METADATA_FIELDS = ("sizes", "activation", "output_activation", "cost", "dtype", "seed", "shuffle_state")
+_METADATA_FIELDS = (
+    "sizes",
+    "activation",
+    "output_activation",
+    "cost",
+    "init",
+    "dtype",
+    "seed",
+    "shuffle_state",
+)
+METADATA_LIMIT = 1 << 20  # bytes; the metadata of any real model is far smaller
 
 
 def save(net: Network, path: str | os.PathLike[str]) -> None:
@@ -42,6 +58,7 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
         "activation": net.activation,
         "output_activation": net.output_activation,
         "cost": net.cost_name,
+        "init": net.init,
         "dtype": net.dtype,
         "seed": net.seed,
         "shuffle_state": net._random.shuffle_state,
@@ -67,62 +84,128 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
     from .network import Network  # network imports this module for `Network.save`
 
     name = os.fspath(path)
-    entries = _read_entries(name)
-    metadata = _metadata(name, entries)
+    target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
+    with _open(name) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        if "metadata.npy" not in members:
+            raise ValueError(f"{name}: not a bpgpu model file (no 'metadata' entry; has {sorted(members)})")
+        raw = _read(name, archive, members["metadata.npy"], _metadata_header)
+        metadata = _metadata(name, raw)
+        try:
+            sizes = check.layer_sizes(metadata["sizes"])
+            dtype = check.dtype_name(metadata["dtype"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: invalid model settings: {exc}") from exc
+        shapes = {}
+        for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+            shapes[f"weight_{l}"], shapes[f"bias_{l}"] = (n_out, n_in), (n_out,)
+        found, expected = {m.removesuffix(".npy") for m in members}, {*shapes, "metadata"}
+        if found != expected:
+            missing, extra = sorted(expected - found), sorted(found - expected)
+            raise ValueError(
+                f"{name}: entries do not match sizes {sizes}: missing {missing}, unexpected {extra}"
+            )
+        arrays = {
+            key: _read(name, archive, members[f"{key}.npy"], _parameter_header(shape, dtype))
+            for key, shape in shapes.items()
+        }
+    for key, array in arrays.items():
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: entry {key!r} holds NaN or infinite values")
     try:
         net = Network(
-            metadata["sizes"],
+            sizes,
             activation=metadata["activation"],
             output_activation=metadata["output_activation"],
             cost=metadata["cost"],
-            dtype=metadata["dtype"],
+            init=metadata["init"],
+            dtype=dtype,
             seed=metadata["seed"],
-            backend=backend,
+            backend=target,
         )
         net._random.shuffle_state = metadata["shuffle_state"]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name}: invalid model settings: {exc}") from exc
-    expected = {"metadata"}
-    weights, biases = [], []
-    for l, (n_in, n_out) in enumerate(zip(net.sizes[:-1], net.sizes[1:], strict=True)):
-        weights.append(_parameter(name, entries, f"weight_{l}", (n_out, n_in), net.dtype))
-        biases.append(_parameter(name, entries, f"bias_{l}", (n_out,), net.dtype))
-        expected |= {f"weight_{l}", f"bias_{l}"}
-    if set(entries) != expected:
-        raise ValueError(f"{name}: unexpected entries {sorted(set(entries) - expected)} in a bpgpu model")
     with net.backend.activate():
-        net.weights = [net.backend.asarray(w) for w in weights]
-        net.biases = [net.backend.asarray(b) for b in biases]
+        net.weights = [net.backend.asarray(arrays[f"weight_{l}"]) for l in range(len(sizes) - 1)]
+        net.biases = [net.backend.asarray(arrays[f"bias_{l}"]) for l in range(len(sizes) - 1)]
     return net
 
 
-def _read_entries(name: str) -> dict[str, np.ndarray]:
-    """Every array in the archive, read fully now so that damage shows here, not later."""
+def _open(name: str) -> zipfile.ZipFile:
     if os.path.isdir(name):
         raise ValueError(f"{name}: is a directory, not a bpgpu model file")
     if not os.path.exists(name):
         raise FileNotFoundError(f"{name}: no such model file")
-    if not zipfile.is_zipfile(name):
-        raise ValueError(f"{name}: not a bpgpu model file (not an .npz archive)")
     try:
-        with np.load(name, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{name}: damaged bpgpu model file ({type(exc).__name__}: {exc})") from exc
+        return zipfile.ZipFile(name)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{name}: not a bpgpu model file (not an .npz archive: {exc})") from exc
 
 
-def _metadata(name: str, entries: dict[str, np.ndarray]) -> dict[str, Any]:
-    raw = entries.get("metadata")
-    if raw is None:
-        raise ValueError(f"{name}: not a bpgpu model file (no 'metadata' entry; has {sorted(entries)})")
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ValueError(f"{name}: 'metadata' should be uint8 bytes (1-d), got {raw.dtype} {raw.shape}")
+def _read(
+    name: str,
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    expect: Callable[[tuple[int, ...], np.dtype], str | None],
+) -> np.ndarray:
+    """One `.npy` member, after its header has been checked: nothing unexpected is ever allocated.
+
+    `expect(shape, dtype)` returns what is wrong with the header, or None. Only stored (uncompressed)
+    members are read, as `save` writes them, so the bytes on disk bound what a member can hold.
+    """
+    key = info.filename.removesuffix(".npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{name}: entry {key!r} is compressed; bpgpu models are stored uncompressed")
+    try:
+        with archive.open(info) as file:
+            version = np.lib.format.read_magic(file)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+            else:
+                raise ValueError(f".npy format version {version}")
+            problem = expect(shape, dtype) or _too_short(shape, dtype, info.file_size - file.tell())
+        if problem is None:
+            with archive.open(info) as file:
+                return np.lib.format.read_array(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(
+            f"{name}: damaged bpgpu model file, entry {key!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+    raise ValueError(f"{name}: entry {key!r} {problem}")
+
+
+def _too_short(shape: tuple[int, ...], dtype: np.dtype, available: int) -> str | None:
+    needed = math.prod(shape) * dtype.itemsize
+    return None if needed <= available else f"is truncated: needs {needed} bytes, holds {available}"
+
+
+def _metadata_header(shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    if dtype != np.uint8 or len(shape) != 1:
+        return f"should be uint8 bytes (1-d), got {dtype} {shape}"
+    if shape[0] > METADATA_LIMIT:
+        return f"is {shape[0]} bytes, more than metadata ever needs ({METADATA_LIMIT})"
+    return None
+
+
+def _parameter_header(
+    shape: tuple[int, ...], dtype: str
+) -> Callable[[tuple[int, ...], np.dtype], str | None]:
+    def expect(found_shape: tuple[int, ...], found_dtype: np.dtype) -> str | None:
+        if found_shape != shape or found_dtype != np.dtype(dtype):
+            return f"should be {dtype} {shape}, got {found_dtype} {found_shape}"
+        return None
+
+    return expect
+
+
+def _metadata(name: str, raw: np.ndarray) -> dict[str, Any]:
     try:
         metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{name}: 'metadata' is not valid JSON ({exc})") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{name}: 'metadata' is not valid JSON ({type(exc).__name__}: {exc})") from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
         raise ValueError(f"{name}: not a bpgpu model file (format {found!r}, expected {FORMAT!r})")
@@ -139,16 +222,3 @@ def _metadata(name: str, entries: dict[str, np.ndarray]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{name}: model metadata lacks {missing}")
     return metadata
-
-
-def _parameter(
-    name: str, entries: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dtype: str
-) -> np.ndarray:
-    array = entries.get(key)
-    if array is None:
-        raise ValueError(f"{name}: entry {key!r} is missing")
-    if array.shape != shape or array.dtype != np.dtype(dtype):
-        raise ValueError(f"{name}: entry {key!r} should be {dtype} {shape}, got {array.dtype} {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: entry {key!r} holds NaN or infinite values")
-    return array

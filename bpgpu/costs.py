@@ -24,6 +24,7 @@ class Cost:
     fn: Callable[[Array, Array, Array, Any], Array]
     delta: Callable[[Array, Array, Array, Activation, Any], Array]
     output_activations: tuple[str, ...] | None = None  # None: any output activation
+    targets: str | None = None  # what real-valued targets must be: "unit_interval", "distribution"
 
 
 def quadratic(z: Array, a: Array, y: Array, xp: Any) -> Array:
@@ -33,8 +34,8 @@ def quadratic(z: Array, a: Array, y: Array, xp: Any) -> Array:
 
 
 def quadratic_delta(z: Array, a: Array, y: Array, sigma: Activation, xp: Any) -> Array:
-    """BP1 as written: ∇_a C_x = a − y, so δ^L = (a − y) ⊙ σ'(z^L)."""
-    return (a - y) * sigma.prime(z, a, xp)
+    """BP1 as written: ∇_a C_x = a − y, so δ^L = (a − y) ⊙ σ'(z^L) (a Jacobian product for softmax)."""
+    return sigma.backward(z, a, a - y, xp)
 
 
 def cross_entropy(z: Array, a: Array, y: Array, xp: Any) -> Array:
@@ -52,7 +53,26 @@ def cross_entropy_delta(z: Array, a: Array, y: Array, sigma: Activation, xp: Any
     return a - y
 
 
+def log_likelihood(z: Array, a: Array, y: Array, xp: Any) -> Array:
+    """C_x = −ln a_y for a softmax output, i.e. −Σ_j y_j ln a_j for a one-hot (or probability) row y.
+
+    Written through z as Σ_j y_j (logsumexp(z) − z_j) with Σ_j y_j = 1, where
+    logsumexp(z) = m + ln Σ_k e^(z_k − m), m the row maximum: no ln 0 and no overflow.
+    """
+    m = xp.max(z, axis=1, keepdims=True)
+    log_sum = m + xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
+    return xp.sum(y * (log_sum - z), axis=1)
+
+
+def log_likelihood_delta(z: Array, a: Array, y: Array, sigma: Activation, xp: Any) -> Array:
+    """With a softmax output the Jacobian cancels against ∇_a C_x = −y / a: δ^L = a − y (Σ_j y_j = 1)."""
+    return a - y
+
+
 COSTS: dict[str, Cost] = {
     "quadratic": Cost("quadratic", quadratic, quadratic_delta),
-    "cross_entropy": Cost("cross_entropy", cross_entropy, cross_entropy_delta, ("sigmoid",)),
+    "cross_entropy": Cost("cross_entropy", cross_entropy, cross_entropy_delta, ("sigmoid",), "unit_interval"),
+    "log_likelihood": Cost(
+        "log_likelihood", log_likelihood, log_likelihood_delta, ("softmax",), "distribution"
+    ),
 }

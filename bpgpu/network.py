@@ -23,9 +23,12 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
-from .training import MONITORS, EpochRecord, totals
+from .training import MONITORS, EpochRecord, Patience, Rule, measure, totals
 
 Array = Any
+INITS = ("normal", "scaled")
+REGULARIZATIONS = ("l2", "l1")
+SCHEDULES = ("halve",)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -45,15 +48,18 @@ class Network:
 
     Args:
         sizes: at least two positive layer widths, input first.
-        activation: "sigmoid", "tanh" or "relu", for the hidden layers and, unless
-            `output_activation` is given, the output layer.
-        output_activation: the output layer's activation (default: `activation`).
-        cost: "quadratic" (½‖a − y‖²) or "cross_entropy" (needs a sigmoid output).
+        activation: an elementwise activation ("sigmoid", "tanh", "relu", "leaky_relu" or
+            "identity") for the hidden layers and, unless `output_activation` is given, the output.
+        output_activation: the output layer's activation (default: `activation`); also "softmax".
+        cost: "quadratic" (½‖a − y‖², any output), "cross_entropy" (needs a sigmoid output) or
+            "log_likelihood" (−ln a_y, needs a softmax output).
         backend: a name from `bpgpu.BACKEND_NAMES`, "auto", a `Backend`, or None (`BPGPU_BACKEND`,
             else "auto").
         dtype: "float32" or "float64", for parameters and all computation.
         seed: seeds initial parameters and shuffling; the same seed gives bit-identical initial
             parameters on every backend. None draws one (kept in `self.seed`).
+        init: "normal" (every parameter N(0, 1), the book's network.py) or "scaled" (weights
+            N(0, 1/n_in), biases N(0, 1), network2.py); "scaled" is "normal"'s draws / √n_in.
     """
 
     def __init__(
@@ -66,9 +72,15 @@ class Network:
         backend: str | Backend | None = None,
         dtype: str = "float32",
         seed: int | None = None,
+        init: str = "normal",
     ) -> None:
         self.sizes = check.layer_sizes(sizes)
         self.activation = check.choice(activation, "activation", tuple(ACTIVATIONS))
+        if ACTIVATIONS[self.activation].output_only:
+            raise ValueError(
+                f"activation {activation!r} is for the output layer only (it is not elementwise); "
+                f"pass it as output_activation= and choose an elementwise activation for hidden layers"
+            )
         self.output_activation = check.choice(
             activation if output_activation is None else output_activation,
             "output_activation",
@@ -79,9 +91,10 @@ class Network:
         allowed = self._cost.output_activations
         if allowed is not None and self.output_activation not in allowed:
             raise ValueError(
-                f"cost {cost!r} needs an output activation in {allowed} (outputs in (0, 1)); "
+                f"cost {cost!r} needs an output activation in {allowed}; "
                 f"got output activation {self.output_activation!r}"
             )
+        self.init = check.choice(init, "init", INITS)
         self.dtype = check.dtype_name(dtype)
         self._random = HostRandom(check.seed(seed))
         self.seed = self._random.seed
@@ -89,18 +102,22 @@ class Network:
         self.num_layers = len(self.sizes)
         hidden = [ACTIVATIONS[self.activation]] * (self.num_layers - 2)
         self._sigmas = [*hidden, ACTIVATIONS[self.output_activation]]
-        # The book's network.py: every bias vector first, then every weight matrix, all N(0, 1).
+        # The book's order: every bias vector first, then every weight matrix. Biases are N(0, 1);
+        # weights N(0, 1) ("normal", network.py) or N(0, 1/n_in) ("scaled", network2.py).
         pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
         host_b = [self._random.standard_normal((n_out,), self.dtype) for _, n_out in pairs]
-        host_w = [self._random.standard_normal((n_out, n_in), self.dtype) for n_in, n_out in pairs]
+        host_w = [
+            self._random.standard_normal((n_out, n_in), self.dtype, 1.0 if init == "normal" else n_in**-0.5)
+            for n_in, n_out in pairs
+        ]
         self.biases: list[Array] = [self.backend.asarray(b) for b in host_b]
         self.weights: list[Array] = [self.backend.asarray(w) for w in host_w]
 
     def __repr__(self) -> str:
         return (
             f"Network({self.sizes}, activation={self.activation!r}, output_activation="
-            f"{self.output_activation!r}, cost={self.cost_name!r}, backend={self.backend.name!r}, "
-            f"dtype={self.dtype!r}, seed={self.seed})"
+            f"{self.output_activation!r}, cost={self.cost_name!r}, init={self.init!r}, "
+            f"backend={self.backend.name!r}, dtype={self.dtype!r}, seed={self.seed})"
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -122,8 +139,8 @@ class Network:
         return check.features(self.backend, data, self.sizes[0], self.dtype, name)
 
     def _y(self, data: Any, n_rows: int, name: str = "Y", rows_of: str = "X") -> Array:
-        unit = self.cost_name == "cross_entropy"
-        return check.targets(self.backend, data, n_rows, self.sizes[-1], self.dtype, unit, name, rows_of)
+        rule = self._cost.targets
+        return check.targets(self.backend, data, n_rows, self.sizes[-1], self.dtype, rule, name, rows_of)
 
     def _labels(self, data: Any, n_rows: int, name: str = "labels", rows_of: str = "X") -> Array:
         return check.labels(self.backend, data, n_rows, self.sizes[-1], name, rows_of)
@@ -159,12 +176,38 @@ class Network:
         return int(self._count_correct(x, y))
 
     @_on_device
-    def update_mini_batch(self, X: Any, Y: Any, eta: float) -> None:
-        """One gradient-descent step on the mean cost of the rows of `X`, `Y` with rate `eta`."""
-        eta = check.positive_real(eta, "eta")
+    def total_cost(self, X: Any, Y: Any, lmbda: float = 0.0, regularization: str = "l2") -> float:
+        """The mean cost plus the regularisation penalty, as `network2.py`'s `total_cost`.
+
+        L2 adds (λ/2n) Σ_w w², L1 adds (λ/n) Σ_w |w|, with n the number of rows of `X` (biases are
+        not regularised). With `lmbda=0` this is `cost(X, Y)`.
+        """
+        lmbda = check.non_negative_real(lmbda, "lmbda")
+        regularization = check.choice(regularization, "regularization", REGULARIZATIONS)
         x = self._x(X)
         y = self._y(Y, x.shape[0])
-        self._step(x, y, eta)
+        value = bp.mean_cost(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
+        if lmbda:
+            value = value + bp.penalty(self.weights, lmbda, x.shape[0], regularization, self.xp)
+        return float(value)
+
+    @_on_device
+    def update_mini_batch(
+        self, X: Any, Y: Any, eta: float, lmbda: float = 0.0, n: int | None = None, regularization: str = "l2"
+    ) -> None:
+        """One gradient-descent step on the mean cost of the rows of `X`, `Y` with rate `eta`.
+
+        With `lmbda > 0` the weights also decay: w ← (1 − ηλ/n) w − η∇w for L2, or
+        w ← w − (ηλ/n) sgn(w) − η∇w for L1, where `n` is the size of the whole training set
+        (default: the rows of `X`).
+        """
+        eta = check.positive_real(eta, "eta")
+        lmbda = check.non_negative_real(lmbda, "lmbda")
+        regularization = check.choice(regularization, "regularization", REGULARIZATIONS)
+        x = self._x(X)
+        y = self._y(Y, x.shape[0])
+        n = x.shape[0] if n is None else check.positive_int(n, "n")
+        self._step(x, y, eta, Rule(lmbda, n, regularization))
 
     @_on_device
     def SGD(  # noqa: N802 - the book's name
@@ -175,8 +218,14 @@ class Network:
         eta: float,
         test_data: tuple[Any, Any] | None = None,
         *,
+        lmbda: float = 0.0,
+        regularization: str = "l2",
+        momentum: float = 0.0,
         evaluation_data: tuple[Any, Any] | None = None,
         monitor: Sequence[str] = (),
+        early_stopping: int | None = None,
+        eta_schedule: str | None = None,
+        patience: int = 10,
         verbose: bool = False,
         callback: Callable[[EpochRecord], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
@@ -184,19 +233,42 @@ class Network:
         """Mini-batch stochastic gradient descent over `training_data = (X, Y)`.
 
         Every epoch shuffles the rows (on the device, in an order drawn from the network's seed),
-        then takes one `update_mini_batch` step per `mini_batch_size` rows; the last batch may be
-        smaller. With `test_data = (X, labels)` each epoch records how many test rows are classified
+        then takes one step per `mini_batch_size` rows; the last batch may be smaller.
+
+        Learning (chapter 3): `lmbda` > 0 regularises the weights ("l2" or "l1", with n the number
+        of training rows; see `update_mini_batch`); `momentum` μ in [0, 1) keeps a velocity per
+        parameter on the device, v ← μ v − η∇C, p ← p + v (it starts at zero on every call).
+
+        Reporting: with `test_data = (X, labels)` each epoch counts the test rows classified
         correctly. `monitor` names any of "training_cost", "training_accuracy" (over the training
         rows; accuracy against argmax of Y) and "evaluation_cost", "evaluation_accuracy" (over
-        `evaluation_data = (X, labels)`), recorded every epoch; all of an epoch's numbers reach the
-        host in one transfer. Returns one `EpochRecord` per epoch; `verbose` prints each, `callback`
-        receives each, `progress(rows_done, rows)` is called after every mini-batch (it gets plain
-        ints, so it adds no device synchronisation). Everything is validated before the first step.
+        `evaluation_data = (X, labels)`); the costs include the penalty, as `total_cost` does. All
+        of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
+        `callback` receives each, and `progress(rows_done, rows)` is called after every mini-batch
+        (plain ints: no device synchronisation).
+
+        Stopping (needs `evaluation_data`; judged by evaluation accuracy): `early_stopping=n` stops
+        after n epochs without a better accuracy and leaves the network with the parameters of its
+        best epoch. `eta_schedule="halve"` halves eta after `patience` epochs without improvement and
+        stops once eta falls below its starting value / 128.
+
+        Returns one `EpochRecord` per epoch run. Everything is validated before the first step.
         """
         epochs = check.positive_int(epochs, "epochs")
         mini_batch_size = check.positive_int(mini_batch_size, "mini_batch_size")
         eta = check.positive_real(eta, "eta")
+        rule = Rule(
+            check.non_negative_real(lmbda, "lmbda"),
+            1,
+            check.choice(regularization, "regularization", REGULARIZATIONS),
+            check.fraction(momentum, "momentum"),
+        )
         monitor = check.names(monitor, "monitor", MONITORS)
+        if early_stopping is not None:
+            early_stopping = check.positive_int(early_stopping, "early_stopping")
+        if eta_schedule is not None:
+            eta_schedule = check.choice(eta_schedule, "eta_schedule", SCHEDULES)
+        patience = check.positive_int(patience, "patience")
         check.optional_callable(callback, "callback")
         check.optional_callable(progress, "progress")
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
@@ -204,10 +276,16 @@ class Network:
         y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
         test = self._labelled(test_data, "test_data")
         evaluation = self._labelled(evaluation_data, "evaluation_data")
-        if evaluation is None and any(m.startswith("evaluation") for m in monitor):
-            raise ValueError(f"monitor {monitor} asks for evaluation metrics but evaluation_data is None")
+        watching = early_stopping is not None or eta_schedule is not None
+        if evaluation is None and (watching or any(m.startswith("evaluation") for m in monitor)):
+            needs = [m for m in monitor if m.startswith("evaluation")]
+            needs += ["early_stopping"] * (early_stopping is not None) + ["eta_schedule"] * bool(eta_schedule)
+            raise ValueError(f"{', '.join(needs)} need evaluation_data=(X, labels); got None")
+        if watching and "evaluation_accuracy" not in monitor:
+            monitor = (*monitor, "evaluation_accuracy")
 
         xp, n, history = self.xp, x.shape[0], []
+        rule = rule._replace(n=n)
         measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
         if evaluation is not None:
             ex, labels = evaluation
@@ -215,34 +293,61 @@ class Network:
             if "evaluation_cost" in monitor:
                 ey = bp.one_hot(labels, self.sizes[-1], self.backend.dtype(self.dtype), xp)
             measured["evaluation"] = (ex, ey, labels)
+        tracker = Patience(early_stopping, eta_schedule, patience, eta) if watching else None
+        best = (self.weights, self.biases)  # arrays are never changed in place: keeping them is enough
+        if rule.momentum:
+            rule = rule._replace(
+                velocities=([xp.zeros_like(w) for w in self.weights], [xp.zeros_like(b) for b in self.biases])
+            )
         for epoch in range(epochs):
             start = time.perf_counter()
+            rate = eta if tracker is None else tracker.eta
             order = self.backend.asarray(self._random.permutation(n))
             xs, ys = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
             del order
             for k in range(0, n, mini_batch_size):
                 end = min(k + mini_batch_size, n)  # the standard leaves out-of-range stops undefined
-                self._step(xs[k:end, ...], ys[k:end, ...], eta)
+                rule = self._step(xs[k:end, ...], ys[k:end, ...], rate, rule)
                 if progress is not None:
                     progress(end, n)
             del xs, ys
-            record = self._epoch_record(epoch, start, monitor, measured, test)
+            values = measure(self, monitor, measured, test, rule)
+            record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
             history.append(record)
             if verbose:
                 print(record, flush=True)
             if callback is not None:
                 callback(record)
+            if tracker is not None:
+                improved, stop = tracker.update(record.evaluation_accuracy)
+                if improved:
+                    best = (self.weights, self.biases)
+                if stop:
+                    break
+        if early_stopping is not None:
+            self.weights, self.biases = best
         return history
 
     # ---- internals: validated device arrays only ------------------------------------------------
 
-    def _step(self, x: Array, y: Array, eta: float) -> None:
+    def _step(self, x: Array, y: Array, eta: float, rule: Rule) -> Rule:
+        """One update of every parameter by `rule`; returns the rule with its new velocities."""
         nabla_b, nabla_w = bp.backprop(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
-        # One assignment for both, so that an interrupt (Ctrl-C) never leaves half a step behind.
-        self.weights, self.biases = (
-            bp.sgd_step(self.weights, nabla_w, eta),
-            bp.sgd_step(self.biases, nabla_b, eta),
-        )
+        if rule.lmbda:
+            nabla_w = bp.penalty_gradient(
+                self.weights, nabla_w, rule.lmbda, rule.n, rule.regularization, self.xp
+            )
+        if rule.velocities is None:
+            # One assignment for both, so that an interrupt (Ctrl-C) never leaves half a step behind.
+            self.weights, self.biases = (
+                bp.sgd_step(self.weights, nabla_w, eta),
+                bp.sgd_step(self.biases, nabla_b, eta),
+            )
+            return rule
+        weights, v_w = bp.momentum_step(self.weights, rule.velocities[0], nabla_w, eta, rule.momentum)
+        biases, v_b = bp.momentum_step(self.biases, rule.velocities[1], nabla_b, eta, rule.momentum)
+        self.weights, self.biases = weights, biases
+        return rule._replace(velocities=(v_w, v_b))
 
     def _count_correct(self, x: Array, labels: Array) -> Array:
         return self._totals(x, None, labels)[1]
@@ -257,34 +362,3 @@ class Network:
         X, labels = check.pair(data, name, "(X, labels)")
         x = self._x(X, f"{name} X")
         return x, self._labels(labels, x.shape[0], f"{name} labels", f"{name} X")
-
-    def _epoch_record(
-        self,
-        epoch: int,
-        start: float,
-        monitor: tuple[str, ...],
-        measured: dict[str, tuple[Array, Array | None, Array | None]],
-        test: tuple[Array, Array] | None,
-    ) -> EpochRecord:
-        """Measure what the epoch reports and bring it to the host in one transfer."""
-        xp, wanted = self.xp, {}
-        if test is not None:
-            wanted["correct"] = self._count_correct(*test)
-        for prefix, (x, y, labels) in measured.items():
-            cost_name, accuracy_name = f"{prefix}_cost", f"{prefix}_accuracy"
-            if cost_name in monitor or accuracy_name in monitor:
-                cost_sum, correct = self._totals(
-                    x, y if cost_name in monitor else None, labels if accuracy_name in monitor else None
-                )
-                if cost_sum is not None:
-                    wanted[cost_name] = cost_sum / x.shape[0]
-                if correct is not None:
-                    wanted[accuracy_name] = xp.astype(correct, xp.float64) / x.shape[0]
-        values = {}
-        if wanted:
-            stacked = xp.stack([xp.astype(v, xp.float64) for v in wanted.values()])
-            values = dict(zip(wanted, self.backend.to_numpy(stacked).tolist(), strict=True))
-        self.backend.synchronize()
-        if test is not None:
-            values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
-        return EpochRecord(epoch, time.perf_counter() - start, **values)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import backprop as bp
 from .activations import Activation
 from .costs import Cost
+
+if TYPE_CHECKING:
+    from .network import Network
 
 Array = Any
 
@@ -26,7 +29,8 @@ class EpochRecord:
     """What one epoch of `Network.SGD` did; a field is None when it was not asked for.
 
     `correct`/`total` count the test rows classified correctly (`test_data`); the `training_*` and
-    `evaluation_*` fields are the mean cost and the accuracy (a fraction) named in `monitor`.
+    `evaluation_*` fields are the mean cost (with the penalty, when `lmbda` > 0) and the accuracy (a
+    fraction) named in `monitor`.
     """
 
     epoch: int
@@ -37,6 +41,7 @@ class EpochRecord:
     training_accuracy: float | None = None
     evaluation_cost: float | None = None
     evaluation_accuracy: float | None = None
+    eta: float | None = None  # the learning rate this epoch used
 
     @property
     def accuracy(self) -> float | None:
@@ -80,3 +85,85 @@ def totals(
             part = bp.count_correct(activations[-1], labels[k:end, ...], xp)
             correct = part if correct is None else correct + part
     return cost_sum, correct
+
+
+class Rule(NamedTuple):
+    """How `Network.SGD` updates parameters: weight decay λ over n rows, momentum μ and its velocities."""
+
+    lmbda: float
+    n: int
+    regularization: str
+    momentum: float = 0.0
+    velocities: tuple[list[Array], list[Array]] | None = None  # (weights', biases') on the device
+
+
+def measure(
+    net: Network,
+    monitor: tuple[str, ...],
+    measured: dict[str, tuple[Array, Array | None, Array | None]],
+    test: tuple[Array, Array] | None,
+    rule: Rule,
+) -> dict[str, Any]:
+    """Everything an epoch reports, computed on the device and brought to the host in one transfer.
+
+    `measured[prefix]` is `(x, targets or None, labels or None)` for "training" and "evaluation".
+    Returns keyword arguments for `EpochRecord`.
+    """
+    xp, wanted = net.xp, {}
+    if test is not None:
+        wanted["correct"] = net._count_correct(*test)
+    for prefix, (x, y, labels) in measured.items():
+        cost_name, accuracy_name = f"{prefix}_cost", f"{prefix}_accuracy"
+        if cost_name not in monitor and accuracy_name not in monitor:
+            continue
+        rows = x.shape[0]
+        cost_sum, correct = net._totals(
+            x, y if cost_name in monitor else None, labels if accuracy_name in monitor else None
+        )
+        if cost_sum is not None:
+            wanted[cost_name] = cost_sum / rows
+            if rule.lmbda:
+                wanted[cost_name] = wanted[cost_name] + bp.penalty(
+                    net.weights, rule.lmbda, rows, rule.regularization, xp
+                )
+        if correct is not None:
+            wanted[accuracy_name] = xp.astype(correct, xp.float64) / rows
+    values: dict[str, Any] = {}
+    if wanted:
+        stacked = xp.stack([xp.astype(v, xp.float64) for v in wanted.values()])
+        values = dict(zip(wanted, net.backend.to_numpy(stacked).tolist(), strict=True))
+    net.backend.synchronize()
+    if test is not None:
+        values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
+    return values
+
+
+class Patience:
+    """Early stopping and the halving schedule of chapter 3, judged by evaluation accuracy (host side).
+
+    `update(accuracy)` after each epoch returns `(improved, stop)`. Improvement means a strictly
+    better accuracy than every earlier epoch. `early_stopping=n` stops after n epochs in a row
+    without one; `schedule="halve"` halves `eta` after `patience` such epochs (counting again from
+    the halving) and stops when `eta` would fall below its first value / 128.
+    """
+
+    def __init__(self, early_stopping: int | None, schedule: str | None, patience: int, eta: float) -> None:
+        self.early_stopping, self.schedule, self.patience = early_stopping, schedule, patience
+        self.eta, self.floor = eta, eta / 128
+        self.best: float | None = None
+        self.since_best = self.since_change = 0
+
+    def update(self, accuracy: float) -> tuple[bool, bool]:
+        improved = self.best is None or accuracy > self.best
+        if improved:
+            self.best, self.since_best, self.since_change = accuracy, 0, 0
+            return True, False
+        self.since_best += 1
+        self.since_change += 1
+        if self.early_stopping is not None and self.since_best >= self.early_stopping:
+            return False, True
+        if self.schedule == "halve" and self.since_change >= self.patience:
+            self.eta, self.since_change = self.eta / 2, 0
+            if self.eta < self.floor:
+                return False, True
+        return False, False

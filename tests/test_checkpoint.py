@@ -192,8 +192,8 @@ def test_a_file_from_a_newer_format_asks_for_an_upgrade(tmp_path):
         ({"weight_1": np.zeros((4, 6))}, r"'weight_1' should be float64 \(4, 7\), got float64 \(4, 6\)"),
         ({"bias_0": np.zeros(7, dtype=np.float32)}, r"'bias_0' should be float64 \(7,\), got float32"),
         ({"bias_2": np.array([0.0, np.nan, 1.0])}, "'bias_2' holds NaN"),
-        ({"weight_2": None}, "'weight_2' is missing"),
-        ({"weight_9": np.zeros(2)}, r"unexpected entries \['weight_9'\]"),
+        ({"weight_2": None}, r"missing \['weight_2'\], unexpected \[\]"),
+        ({"weight_9": np.zeros(2)}, r"missing \[\], unexpected \['weight_9'\]"),
         ({"metadata": np.frombuffer(b"{not json", dtype=np.uint8)}, "not valid JSON"),
         ({"metadata": np.zeros(3)}, "should be uint8 bytes"),
     ],
@@ -211,6 +211,9 @@ def test_damaged_entries_raise_value_error_saying_what_is_wrong(tmp_path, change
         ("activation", "swish", "activation must be one of"),
         ("sizes", [5], "at least 2 layers"),
         ("dtype", "int8", "dtype"),
+        ("init", "xavier", "init must be one of"),
+        ("shuffle_state", {"bit_generator": "PCG64", "state": {"state": -1, "inc": 2**200}}, "shuffle state"),
+        ("sizes", [4, 10**12, 2], r"entries do not match sizes \[4, 1000000000000, 2\]"),  # no allocation
         ("shuffle_state", {"bit_generator": "MT19937"}, "shuffle state"),
         ("version", "1", "invalid format version"),
     ],
@@ -223,3 +226,39 @@ def test_invalid_settings_in_the_metadata_are_refused(tmp_path, field, value, me
     changed = rewrite(path, metadata=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
     with pytest.raises(ValueError, match=message):
         bpgpu.load(changed)
+
+
+def test_crafted_headers_and_members_are_refused_before_anything_large_is_allocated(tmp_path):
+    path = tmp_path / "model.npz"
+    trained().save(path)
+    items = entries(path)
+    # A bias whose .npy header claims 2^40 rows but whose bytes hold a few: refused from the header.
+    huge = tmp_path / "huge.npz"
+    with zipfile.ZipFile(huge, "w") as archive:
+        for key, value in items.items():
+            with archive.open(f"{key}.npy", "w") as member:
+                if key == "bias_0":
+                    header = {"descr": "<f8", "fortran_order": False, "shape": (2**40,)}
+                    np.lib.format.write_array_header_1_0(member, header)
+                    member.write(b"\0" * 64)
+                else:
+                    np.lib.format.write_array(member, value)
+    with pytest.raises(
+        ValueError, match=r"'bias_0' should be float64 \(7,\), got float64 \(1099511627776,\)"
+    ):
+        bpgpu.load(huge)
+    # Compressed members could expand without bound: bpgpu writes stored ones and reads only those.
+    squeezed = tmp_path / "squeezed.npz"
+    np.savez_compressed(squeezed, **items)
+    with pytest.raises(ValueError, match="is compressed"):
+        bpgpu.load(squeezed)
+    # Metadata nested too deeply for the JSON parser.
+    deep = rewrite(path, metadata=np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8))
+    with pytest.raises(ValueError, match="not valid JSON"):
+        bpgpu.load(deep)
+
+
+def test_a_bad_backend_is_reported_as_the_callers_mistake_not_the_files(tmp_path):
+    trained().save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"^unknown backend 'tpu'"):
+        bpgpu.load(tmp_path / "m.npz", backend="tpu")

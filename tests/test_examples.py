@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import pathlib
+import pickle
 import re
 import subprocess
 import sys
+
+import numpy as np
 
 import bpgpu
 from bpgpu.datasets import load_digits
@@ -129,3 +133,37 @@ def test_cpu_vs_gpu_compares_with_cupy_or_says_why_it_cannot():
         assert lines[0] == f"cupy is not available, so training on NumPy only: {reason}"
         assert all(len(row) == 1 for row in counts), counts
         assert not any(line.startswith("largest difference") for line in lines)
+
+
+def test_mnist_chapter3_example_trains_on_a_small_file_in_the_books_format(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return rng.uniform(0, 1, size=(n, 784)).astype(np.float32), rng.integers(0, 10, size=n)
+
+    path = tmp_path / "mnist.pkl.gz"
+    with gzip.open(path, "wb") as file:
+        pickle.dump((split(60), split(20), split(20)), file, protocol=2)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "mnist_chapter3.py"), str(path), "--epochs", "2", "--hidden", "8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "cost='cross_entropy', init='scaled'" in lines[0]
+    epochs = [line for line in lines if line.startswith("Epoch")]
+    assert len(epochs) == 2 and "evaluation accuracy" in epochs[0] and "training cost" in epochs[0]
+    assert lines[-1].startswith("test accuracy: ")
+
+
+def test_readme_chapter3_example_runs_and_prints_what_its_comment_says():
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```python", readme.index("## Chapter 3")) + len("```python\n")
+    code = readme[start : readme.index("```", start)]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    correct, total_cost = result.stdout.split()
+    # Quoted as measured here (293, 0.392); another CPU's BLAS may move a float32 count by a few rows.
+    assert abs(int(correct) - 293) <= 4 and abs(float(total_cost) - 0.392) <= 0.03

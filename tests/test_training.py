@@ -216,7 +216,11 @@ def test_progress_reports_rows_done_after_every_mini_batch():
         ({"monitor": "training_cost"}, TypeError, "tuple of names"),
         ({"monitor": ("training_loss",)}, ValueError, "each of monitor must be one of"),
         ({"monitor": ("training_cost", "training_cost")}, ValueError, "names something twice"),
-        ({"monitor": ("evaluation_accuracy",)}, ValueError, "evaluation_data is None"),
+        (
+            {"monitor": ("evaluation_accuracy",)},
+            ValueError,
+            r"evaluation_accuracy need evaluation_data=\(X, labels\)",
+        ),
         ({"evaluation_data": (np.zeros((3, 5)), [0, 1, 3])}, ValueError, "evaluation_data labels"),
         ({"progress": 3}, TypeError, "progress"),
     ],

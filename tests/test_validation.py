@@ -45,7 +45,8 @@ def assert_unchanged(net, before):
         (
             {"activation": "softplus"},
             ValueError,
-            r"activation must be one of 'sigmoid', 'tanh', 'relu'; got 'softplus'",
+            r"activation must be one of 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'identity', 'softmax'; "
+            r"got 'softplus'",
         ),
         ({"output_activation": "soft"}, ValueError, "output_activation must be one of"),
         ({"cost": "hinge"}, ValueError, "cost must be one of 'quadratic', 'cross_entropy'"),

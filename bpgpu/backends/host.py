@@ -21,9 +21,10 @@ class HostRandom:
         self._init = np.random.default_rng(init)
         self._shuffle = np.random.default_rng(shuffle)
 
-    def standard_normal(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        """N(0, 1) samples drawn in float64, then cast on the host to `dtype`."""
-        return self._init.standard_normal(shape).astype(dtype)
+    def standard_normal(self, shape: tuple[int, ...], dtype: str, scale: float = 1.0) -> np.ndarray:
+        """N(0, scale²) samples: drawn N(0, 1) in float64, multiplied by `scale`, then cast to `dtype`."""
+        draws = self._init.standard_normal(shape)
+        return (draws if scale == 1.0 else draws * scale).astype(dtype)
 
     def permutation(self, n: int) -> np.ndarray:
         """A random order of `range(n)` as int64 indices."""
@@ -40,7 +41,7 @@ class HostRandom:
         generator = np.random.default_rng(0)
         try:
             generator.bit_generator.state = state
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValueError(
                 f"not a valid shuffle state for {type(generator.bit_generator).__name__}: {exc}"
             ) from exc
