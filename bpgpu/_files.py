@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from typing import IO
 
@@ -13,19 +13,22 @@ from typing import IO
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """A binary file to write; on success it replaces `path` in one rename, on failure it vanishes.
 
-    The data goes to a temporary file in the same directory, is flushed to disk, and is then renamed
-    over `path` (atomic on POSIX and Windows). An existing file keeps its permissions; a new one gets
-    the usual ones (0666 less the umask), not the temporary file's private 0600.
+    The data goes to a new temporary file in the same directory, is flushed to disk, and is then
+    renamed over `path` (atomic on POSIX and Windows). An existing file keeps its permissions; a new
+    one gets the usual ones (0666 less the umask, applied by the OS when the file is created).
     """
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    # Short enough for any file-name limit, unique, hidden; O_EXCL never reuses someone else's file.
+    tmp = os.path.join(directory, f".{os.path.basename(target)[:64]}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(tmp, _mode_for(target))
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, os.stat(target).st_mode & 0o7777)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -37,12 +40,3 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-
-
-def _mode_for(target: str) -> int:
-    try:
-        return os.stat(target).st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask

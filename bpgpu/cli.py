@@ -29,7 +29,7 @@ from .activations import ACTIVATIONS
 from .backends import BACKEND_NAMES, available_backends, get_backend
 from .checkpoint import load
 from .costs import COSTS
-from .network import Network
+from .network import INITS, REGULARIZATIONS, SCHEDULES, Network
 from .training import EpochRecord
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -43,30 +43,50 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: `sys.argv[1:]`); returns the exit code."""
     args = _parser().parse_args(argv)
-    _log_to_stderr(quiet=getattr(args, "quiet", False))
+    args.notes = _collect_log()
     try:
         return args.run(args)
+    except BrokenPipeError:  # `bpgpu train | head`: the reader has gone; stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
             raise
         print(f"bpgpu {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+    except (ValueError, TypeError, RuntimeError, OSError, MemoryError, OverflowError, RecursionError) as exc:
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, MemoryError):
+            message = f"out of memory ({message})"
         print(f"bpgpu {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        logging.getLogger("bpgpu").removeHandler(args.notes)
 
 
-def _log_to_stderr(quiet: bool) -> None:
-    """Show bpgpu's own log (the backend "auto" chose, and why) on stderr, and nobody else's."""
+class _Notes(logging.Handler):
+    """Keeps bpgpu's log messages (such as why backend "auto" chose the CPU) for the command to print.
+
+    Nothing reaches stderr this way, so an error stays the only line there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _collect_log() -> _Notes:
+    notes = _Notes()
     log = logging.getLogger("bpgpu")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.addHandler(notes)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return notes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,6 +117,22 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--output-activation", choices=tuple(ACTIVATIONS), help="default: --activation")
     train.add_argument("--cost", choices=tuple(COSTS), default="quadratic")
     train.add_argument("--backend", help=backend_help + "; default $BPGPU_BACKEND or auto")
+    train.add_argument("--init", choices=INITS, default="normal", help="weights N(0, 1) or N(0, 1/n_in)")
+    train.add_argument("--lmbda", type=_at_least_zero, default=0.0, help="regularisation λ (default 0)")
+    train.add_argument("--regularization", choices=REGULARIZATIONS, default="l2")
+    train.add_argument("--momentum", type=_at_least_zero, default=0.0, help="μ in [0, 1) (default 0)")
+    train.add_argument(
+        "--early-stopping",
+        type=_positive(int),
+        metavar="N",
+        help="stop after N epochs without better validation accuracy; keep the best",
+    )
+    train.add_argument(
+        "--eta-schedule",
+        choices=SCHEDULES,
+        help="halve eta after --patience epochs without improvement, stop below eta/128",
+    )
+    train.add_argument("--patience", type=_positive(int), default=10, help="for --eta-schedule (default 10)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.add_argument("--seed", type=int, default=1, help="seed for parameters and shuffling (default 1)")
     train.add_argument("--save", metavar="MODEL", help="write the trained model (.npz) here")
@@ -138,17 +174,22 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+def _at_least_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}")
+    return value
+
+
 # ---- train ----------------------------------------------------------------------------------------
 
 
 def _train(args: argparse.Namespace) -> int:
     say = (lambda *_, **__: None) if args.quiet else print
-    for option in ("save", "plot"):  # fail now, not after an hour of training
-        _check_writable(getattr(args, option), f"--{option}")
-    if args.plot:
-        from .plots import require_matplotlib
-
-        require_matplotlib()
+    _check_outputs(args)  # fail now, not after an hour of training
     data, source = _load_data(args.data)
     features = data.train.X.shape[1]
     sizes = args.sizes or [features, 30, 10]
@@ -164,13 +205,20 @@ def _train(args: argparse.Namespace) -> int:
         activation=args.activation,
         output_activation=args.output_activation,
         cost=args.cost,
+        init=args.init,
         backend=args.backend,
         dtype=args.dtype,
         seed=args.seed,
     )
+    for note in args.notes.messages:
+        say(note)
     say(f"bpgpu {__version__}: {net!r}")
     say(f"backend {net.backend.name} on {net.backend.device}")
-    say(f"data {source}: {len(data.train.y)} training rows, {len(data.test.y)} test rows")
+    watching = args.early_stopping is not None or args.eta_schedule is not None
+    rows = [f"{len(data.train.y)} training", f"{len(data.test.y)} test"]
+    if watching:
+        rows.insert(1, f"{len(data.validation.y)} validation")
+    say(f"data {source}: {', '.join(rows)} rows")
 
     history: list[EpochRecord] = []
     bar = _ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
@@ -178,11 +226,13 @@ def _train(args: argparse.Namespace) -> int:
     def report(record: EpochRecord) -> None:
         bar.close()
         history.append(record)
-        say(
-            f"Epoch {record.epoch}: test accuracy {record.accuracy:.2%} ({record.correct} / {record.total}), "
-            f"training cost {record.training_cost:.4f}, {record.seconds:.2f} s",
-            flush=True,
-        )
+        parts = [f"test accuracy {record.accuracy:.2%} ({record.correct} / {record.total})"]
+        if record.evaluation_accuracy is not None:
+            parts.append(f"validation accuracy {record.evaluation_accuracy:.2%}")
+        parts.append(f"training cost {record.training_cost:.4f}")
+        if record.eta != args.eta:
+            parts.append(f"eta {record.eta:g}")
+        say(f"Epoch {record.epoch}: {', '.join(parts)}, {record.seconds:.2f} s", flush=True)
 
     try:
         net.SGD(
@@ -191,7 +241,14 @@ def _train(args: argparse.Namespace) -> int:
             args.batch_size,
             args.eta,
             test_data=(data.test.X, data.test.y),
+            lmbda=args.lmbda,
+            regularization=args.regularization,
+            momentum=args.momentum,
+            evaluation_data=(data.validation.X, data.validation.y) if watching else None,
             monitor=("training_cost",),
+            early_stopping=args.early_stopping,
+            eta_schedule=args.eta_schedule,
+            patience=args.patience,
             callback=report,
             progress=bar.update,
         )
@@ -208,10 +265,11 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         bar.close()
-    last = history[-1]
     seconds = sum(r.seconds for r in history)
+    correct, total = net.evaluate(data.test.X, data.test.y), len(data.test.y)  # the parameters kept
+    stopped = f" (stopped early; kept epoch {_best_epoch(history)})" if args.early_stopping else ""
     print(
-        f"test accuracy {last.accuracy:.2%} ({last.correct} / {last.total}) after {len(history)} epochs, "
+        f"test accuracy {correct / total:.2%} ({correct} / {total}) after {len(history)} epochs{stopped}, "
         f"{seconds:.2f} s of training"
     )
     if args.save:
@@ -221,6 +279,29 @@ def _train(args: argparse.Namespace) -> int:
         _plot(history, args.plot, sizes, source, net)
         say(f"drew the learning curves in {args.plot}")
     return 0
+
+
+def _best_epoch(history: list[EpochRecord]) -> int:
+    return max(history, key=lambda r: (r.evaluation_accuracy, -r.epoch)).epoch
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--save and --plot must be writable files that are neither the data nor each other."""
+    data = None if args.data == "digits" else os.path.realpath(args.data)
+    for option in ("save", "plot"):
+        path = getattr(args, option)
+        if path is None:
+            continue
+        _check_writable(path, f"--{option}")
+        real = os.path.realpath(path)
+        if data is not None and (real == data or real.startswith(data.rstrip(os.sep) + os.sep)):
+            raise ValueError(f"--{option} {path}: would overwrite the training data {args.data}")
+    if args.save and args.plot and os.path.realpath(args.save) == os.path.realpath(args.plot):
+        raise ValueError(f"--save and --plot name the same file {args.save}")
+    if args.plot:
+        from .plots import check_plot_path
+
+        check_plot_path(args.plot)
 
 
 def _plot(history: list[EpochRecord], path: str, sizes: list[int], source: str, net: Network) -> None:

@@ -26,6 +26,21 @@ def require_matplotlib() -> Any:
         raise RuntimeError(f"{INSTALL_HINT} ({exc})") from exc
 
 
+def check_plot_path(path: str | os.PathLike[str]) -> None:
+    """Fail now, before any training, if matplotlib is missing or cannot write `path`'s format."""
+    figure = require_matplotlib().Figure()
+    formats = figure.canvas.get_supported_filetypes()
+    suffix = _format(path)
+    if suffix not in formats:
+        raise ValueError(
+            f"cannot draw {os.fspath(path)}: format {suffix!r}; use one of {', '.join(sorted(formats))}"
+        )
+
+
+def _format(path: str | os.PathLike[str]) -> str:
+    return os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+
+
 def plot_history(
     history: Sequence[EpochRecord], path: str | os.PathLike[str], *, title: str | None = None
 ) -> None:
@@ -57,6 +72,6 @@ def plot_history(
         axes.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
-    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
+    check_plot_path(path)
     with atomic_write(path) as file:
-        figure.savefig(file, format=suffix, dpi=120)
+        figure.savefig(file, format=_format(path), dpi=120)
