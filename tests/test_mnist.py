@@ -14,11 +14,13 @@ import shlex
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from bpgpu import mnist
 from bpgpu.datasets import DataSets, Split, load_digits, load_mnist
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist_chapter1.py"
@@ -119,6 +121,7 @@ def test_book_pickle_loads_unchanged(tmp_path, protocol):
     assert isinstance(got, DataSets) and type(got) is type(load_digits())
     for split, (X, y) in zip(got, data, strict=True):
         assert_split(split, X, y)
+        assert split.X.flags.writeable and split.y.flags.writeable
 
 
 def test_pickle_written_as_python2_wrote_the_books_file_loads(tmp_path):
@@ -185,6 +188,12 @@ def _pickle_case(make: Callable[[tuple], object]) -> Callable[[pathlib.Path], No
     return lambda path: write_pkl_gz(path, make(book_data()))
 
 
+def _set_dtype_flags(raw: bytes) -> bytes:
+    state_end = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
+    assert raw.count(state_end) == 2  # float32 and int64, each pickled once and then referred to
+    return raw.replace(state_end, state_end[:-2] + b"\x01t")
+
+
 def _nan(data: tuple) -> tuple:
     X = data[1][0].copy()
     X[3, 5] = np.nan
@@ -213,6 +222,18 @@ BAD_PICKLES = {
     "y float": (_pickle_case(lambda d: (d[0], (d[1][0], d[1][1] * 1.0), d[2])), "integer labels"),
     "y too short": (_pickle_case(lambda d: ((d[0][0], d[0][1][:-1]), d[1], d[2])), "each of the 60 rows"),
     "label 10": (_pickle_case(lambda d: ((d[0][0], d[0][1] + 1), d[1], d[2])), r"digits 0..9.*10\]"),
+    "no validation rows": (
+        _pickle_case(lambda d: (d[0], (d[1][0][:0], d[1][1][:0]), d[2])),
+        r"validation_data to hold at least one image; got X of shape \(0, 784\)",
+    ),
+    "no training rows": (
+        _pickle_case(lambda d: ((d[0][0][:0], d[0][1][:0]), d[1], d[2])),
+        "training_data to hold at least one image",
+    ),
+    "dtype flags": (  # NumPy writes (3, "<", None, None, None, -1, -1, 0); flag 1 says "holds objects"
+        lambda p: p.write_bytes(gzip.compress(_set_dtype_flags(pickle.dumps(book_data(), protocol=2)))),
+        "refusing to load it: a numpy.dtype's state, a tuple of length 8, sets more than the byte order",
+    ),
 }
 
 
@@ -224,6 +245,127 @@ def test_damaged_pickle_raises_value_error_naming_the_file(tmp_path, case):
     with pytest.raises(ValueError, match=expected) as info:
         load_mnist(path)
     assert str(path) in str(info.value)
+
+
+def ops(value: object) -> bytes:
+    """The opcodes that push a plain value (tuple, int, str, bytes, None), without PROTO and STOP."""
+    return pickle.dumps(value, protocol=3)[2:-1]
+
+
+def global_(module: str, name: str) -> bytes:
+    return f"c{module}\n{name}\n".encode()  # GLOBAL
+
+
+NDARRAY, DTYPE = global_("numpy", "ndarray"), global_("numpy", "dtype")
+RECONSTRUCT = global_("numpy._core.multiarray", "_reconstruct")
+FROMBUFFER = global_("numpy._core.numeric", "_frombuffer")
+# numpy.dtype("f8", False, True) (REDUCE) given NumPy's state (BUILD); an empty array from _reconstruct
+F8 = DTYPE + ops(("f8", False, True)) + b"R" + ops((3, "<", None, None, None, -1, -1, 0)) + b"b"
+EMPTY_ARRAY = RECONSTRUCT + NDARRAY + ops((0,)) + ops(b"b") + b"\x87R"  # TUPLE3, REDUCE
+ALLOWED_GLOBALS = [
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+    ("__builtin__", "bytes"),
+    ("builtins", "bytes"),
+]
+
+
+def write_pickle_bytes(path: pathlib.Path, body: bytes) -> pathlib.Path:
+    path.write_bytes(gzip.compress(b"\x80\x03" + body + b"."))  # PROTO 3, ..., STOP
+    return path
+
+
+def real_functions() -> dict[str, object]:
+    return {
+        "numpy _reconstruct": np.zeros(1).__reduce__()[0],
+        "numpy _frombuffer": np.zeros(1).__reduce_ex__(5)[0],
+        "numpy.ndarray": np.ndarray,
+        "numpy.dtype": np.dtype,
+        **{
+            f"mnist.{name}": getattr(mnist, name)
+            for name in ("_reconstruct", "_latin1_encode", "_Dtype", "_Array")
+        },
+    }
+
+
+def attributes(functions: dict[str, object]) -> dict[str, tuple]:
+    """Each one's name, defaults and attributes (a class's methods), to see that no pickle changed them."""
+    return {
+        key: (f.__name__, getattr(f, "__defaults__", None), dict(getattr(f, "__dict__", {})))
+        for key, f in functions.items()
+    }
+
+
+@pytest.mark.parametrize("module, name", ALLOWED_GLOBALS)
+@pytest.mark.parametrize(
+    "state",
+    [(None, {"__defaults__": (1, 2, 3)}), (None, {"__name__": "pwned"}), {"__name__": "pwned", "x": 1}],
+    ids=["slots __defaults__", "slots __name__", "dict"],
+)
+def test_pickle_setting_state_on_an_allowed_global_is_refused_and_changes_nothing(
+    tmp_path, module, name, state
+):
+    before = attributes(real_functions())
+    path = write_pickle_bytes(tmp_path / "mnist.pkl.gz", global_(module, name) + ops(state) + b"b")  # BUILD
+    with pytest.raises(
+        ValueError, match=f"refusing to load it: the pickle sets the state of {module}.{name}"
+    ) as info:
+        load_mnist(path)
+    assert str(path) in str(info.value)
+    assert attributes(real_functions()) == before
+    for global_stand_in in mnist._ALLOWED.values():
+        assert not hasattr(global_stand_in, "__dict__")
+    data = book_data((6, 2, 2))
+    for split, (X, y) in zip(load_mnist(write_pkl_gz(tmp_path / "ok.pkl.gz", data, 2)), data, strict=True):
+        assert_split(split, X, y)
+
+
+HUGE = (2**40,)
+MEMORY_BOMBS = {
+    "ndarray(shape, dtype)": (NDARRAY + ops((HUGE, "f8")) + b"R", "calls numpy.ndarray"),
+    "_reconstruct of a huge shape": (
+        RECONSTRUCT + NDARRAY + ops(HUGE) + ops(b"b") + b"\x87R",
+        "_reconstruct",
+    ),
+    "_frombuffer of a huge shape": (
+        FROMBUFFER + b"(" + ops(b"") + F8 + ops(HUGE) + ops("C") + b"tR",
+        r"shape \(1099511627776,\) of float64 takes 8796093022208 bytes; got 0",
+    ),
+    "array state of a huge shape": (  # MARK, ..., TUPLE, BUILD
+        EMPTY_ARRAY + b"(" + ops(1) + ops(HUGE) + F8 + ops(False) + ops(b"\x00" * 16) + b"tb",
+        "takes 8796093022208 bytes; got 16",
+    ),
+    "dtype of objects": (DTYPE + ops(("O8", False, True)) + b"R", "only bool, integer and float types"),
+}
+
+
+@pytest.mark.parametrize("case", MEMORY_BOMBS)
+def test_tiny_pickle_asking_for_a_huge_array_is_refused_before_allocating(tmp_path, case):
+    body, expected = MEMORY_BOMBS[case]
+    path = write_pickle_bytes(tmp_path / "mnist.pkl.gz", body)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=f"refusing to load it: .*{expected}") as info:
+        load_mnist(path)
+    assert time.perf_counter() - start < 5
+    assert str(path) in str(info.value)
+
+
+def test_pickle_gunzipping_to_more_than_the_cap_is_refused(tmp_path, monkeypatch):
+    path = write_pkl_gz(tmp_path / "mnist.pkl.gz", book_data())
+    load_mnist(path)
+    monkeypatch.setattr(mnist, "MAX_PICKLE_BYTES", 10_000)
+    with pytest.raises(ValueError, match="refusing to load it: it gunzips to more than 10000 bytes") as info:
+        load_mnist(path)
+    assert str(path) in str(info.value)
+    bomb = tmp_path / "bomb.pkl.gz"
+    bomb.write_bytes(gzip.compress(b"\x80\x02(" + b"K\x00" * 100_000 + b"t."))  # 200 kB from ~1 kB
+    with pytest.raises(ValueError, match="more than 10000 bytes"):
+        load_mnist(bomb)
 
 
 # ---- IDX files ---------------------------------------------------------------------------------
@@ -279,7 +421,10 @@ def _replace(key: str, array: np.ndarray) -> Callable[[pathlib.Path], str]:
 BAD_IDX = {
     "bad magic": (_rewrite("train_images", lambda b: b"\x00\x00\x08\x01" + b[4:]), "magic number 0x00000803"),
     "truncated payload": (_rewrite("test_images", lambda b: b[:-1]), "expected 16 \\+ 23520 bytes"),
-    "trailing byte": (_rewrite("train_labels", lambda b: b + b"\x00"), "got 129 bytes"),
+    "trailing byte": (
+        _rewrite("train_labels", lambda b: b + b"\x00"),
+        "expected 8 \\+ 120 bytes for an array of shape \\(120,\\); got more bytes",
+    ),
     "short header": (_rewrite("test_labels", lambda b: b[:6]), "got 6 bytes"),
     "count mismatch": (_replace("train_labels", np.zeros(119, np.uint8)), "got 119 labels"),
     "label 12": (
@@ -300,6 +445,26 @@ def test_damaged_idx_file_raises_value_error_naming_it(tmp_path, case):
     with pytest.raises(ValueError, match=expected) as info:
         load_mnist(tmp_path)
     assert (name if case != "sizes differ" else str(tmp_path)) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "n_train, n_test, name, expected",
+    [
+        (120, 0, "t10k-images-idx3-ubyte", r"at least one image; got 0 images of \(28, 28\)"),
+        (0, 30, "train-images-idx3-ubyte", "at least one image; got 0"),
+        (5, 30, "train-images-idx3-ubyte", "at least 6 images, a sixth for validation; got 5"),
+    ],
+)
+def test_idx_too_few_images_for_every_split_raises_value_error(tmp_path, n_train, n_test, name, expected):
+    write_idx_dir(tmp_path, idx_arrays(n_train=n_train, n_test=n_test))
+    with pytest.raises(ValueError, match=expected) as info:
+        load_mnist(tmp_path)
+    assert str(tmp_path / name) in str(info.value)
+
+
+def test_idx_six_training_images_give_five_for_training_and_one_for_validation(tmp_path):
+    got = load_mnist(write_idx_dir(tmp_path, idx_arrays(n_train=6, n_test=1)))
+    assert [len(s.y) for s in got] == [5, 1, 1]
 
 
 def test_missing_idx_file_and_missing_path_are_named(tmp_path):
@@ -347,3 +512,16 @@ def test_example_reports_a_bad_path_in_one_line_without_a_traceback(tmp_path, ba
     assert result.returncode == 1
     assert result.stdout == "" and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1 and str(path) in result.stderr
+
+
+def test_an_idx_header_announcing_too_much_data_is_refused_before_reading(tmp_path):
+    files = {
+        "train-images-idx3-ubyte": struct.pack(">4I", 0x803, 100_000, 1000, 1000) + b"\0" * 64,
+        "train-labels-idx1-ubyte": struct.pack(">2I", 0x801, 100_000) + b"\0" * 100_000,
+        "t10k-images-idx3-ubyte": struct.pack(">4I", 0x803, 2, 2, 2) + b"\0" * 8,
+        "t10k-labels-idx1-ubyte": struct.pack(">2I", 0x801, 2) + b"\0" * 2,
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=r"announces 100000000000 bytes of data .* the limit is"):
+        load_mnist(tmp_path)
