@@ -61,13 +61,13 @@ def backpropagate_error(
 
 
 def bias_gradient(delta: Array, xp: Any) -> Array:
-    """BP3: ∂C/∂b^l_j = δ^l_j, averaged over the n examples: (n_out,)."""
-    return xp.sum(delta, axis=0) / delta.shape[0]
+    """BP3: ∂C/∂b^l_j = δ^l_j, summed over the rows (examples) of δ: (n_out,)."""
+    return xp.sum(delta, axis=0)
 
 
 def weight_gradient(delta: Array, a_in: Array, xp: Any) -> Array:
-    """BP4: ∂C/∂w^l_jk = a^{l−1}_k δ^l_j, averaged over the n examples: (n_out, n_in)."""
-    return (delta.T @ a_in) / delta.shape[0]
+    """BP4: ∂C/∂w^l_jk = a^{l−1}_k δ^l_j, summed over the rows (examples): Δᵀ A, (n_out, n_in)."""
+    return delta.T @ a_in
 
 
 def backprop(
@@ -78,16 +78,23 @@ def backprop(
     x: Array,
     y: Array,
     xp: Any,
+    scale: float = 1.0,
+    rows: int | None = None,
 ) -> tuple[list[Array], list[Array]]:
-    """The gradient of the mean cost over the rows of `x` (n, sizes[0]) and `y` (n, sizes[-1]).
+    """`scale` × the gradient of the mean cost over the rows of `x` (n, sizes[0]) and `y` (n, sizes[-1]).
 
-    Returns `(nabla_b, nabla_w)`, shaped like `biases` and `weights`.
+    Returns `(nabla_b, nabla_w)`, shaped like `biases` and `weights`. The mean cost C = (1/n) Σ_x C_x
+    has error δ_x/n at each example's z, and BP2 is linear in δ, so the factor `scale / n` is applied
+    once, to the output error (the smallest array), and BP3/BP4 then sum over the rows. With
+    `scale = η` the result is the SGD step itself (see `descend`). `rows` replaces n when `x` is one
+    part of a larger mini-batch (data-parallel training sums the parts' results).
     """
     zs, activations = feedforward(weights, biases, sigmas, x, xp)
     L = len(weights)
     nabla_b: list[Array] = [None] * L
     nabla_w: list[Array] = [None] * L
-    delta = output_error(cost, sigmas[-1], zs[-1], activations[-1], y, xp)
+    n = x.shape[0] if rows is None else rows
+    delta = output_error(cost, sigmas[-1], zs[-1], activations[-1], y, xp) * (scale / n)
     for l in range(L - 1, -1, -1):
         if l < L - 1:
             delta = backpropagate_error(delta, weights[l + 1], sigmas[l], zs[l], activations[l + 1], xp)
@@ -113,6 +120,11 @@ def mean_cost(
 def sgd_step(params: Sequence[Array], grads: Sequence[Array], eta: float) -> list[Array]:
     """Gradient descent, p ← p − η ∂C/∂p, returning new arrays (never updating in place)."""
     return [p - eta * g for p, g in zip(params, grads, strict=True)]
+
+
+def descend(params: Sequence[Array], steps: Sequence[Array]) -> list[Array]:
+    """p ← p − s for steps s = η ∂C/∂p already scaled (`backprop(..., scale=η)`): one pass each."""
+    return [p - s for p, s in zip(params, steps, strict=True)]
 
 
 def momentum_step(

@@ -229,6 +229,7 @@ class Network:
         verbose: bool = False,
         callback: Callable[[EpochRecord], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        comm: Any = None,
     ) -> list[EpochRecord]:
         """Mini-batch stochastic gradient descent over `training_data = (X, Y)`.
 
@@ -251,6 +252,11 @@ class Network:
         after n epochs without a better accuracy and leaves the network with the parameters of its
         best epoch. `eta_schedule="halve"` halves eta after `patience` epochs without improvement and
         stops once eta falls below its starting value / 128.
+
+        Data parallel (`bpgpu.distributed`): with an MPI communicator `comm` (e.g.
+        `mpi4py.MPI.COMM_WORLD`), every rank runs this same call with the same data and seed; each
+        takes its share of every mini-batch's rows, and one all-reduce per step sums the gradient,
+        so the replicas stay identical and equal single-process training to rounding.
 
         Returns one `EpochRecord` per epoch run. Everything is validated before the first step.
         """
@@ -284,8 +290,16 @@ class Network:
         if watching and "evaluation_accuracy" not in monitor:
             monitor = (*monitor, "evaluation_accuracy")
 
+        parallel = None
+        if comm is not None:
+            from .distributed import DataParallel
+
+            parallel = DataParallel(comm, self.backend)
+            parallel.check_same(
+                self, x, y, epochs, mini_batch_size, eta, rule, monitor, early_stopping, evaluation=evaluation
+            )
         xp, n, history = self.xp, x.shape[0], []
-        rule = rule._replace(n=n)
+        rule = rule._replace(n=n if parallel is None else parallel.total_rows(n))
         measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
         if evaluation is not None:
             ex, labels = evaluation
@@ -303,14 +317,18 @@ class Network:
             start = time.perf_counter()
             rate = eta if tracker is None else tracker.eta
             order = self.backend.asarray(self._random.permutation(n))
-            xs, ys = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
-            del order
             for k in range(0, n, mini_batch_size):
                 end = min(k + mini_batch_size, n)  # the standard leaves out-of-range stops undefined
-                rule = self._step(xs[k:end, ...], ys[k:end, ...], rate, rule)
+                rows = order[k:end]  # gather one batch on the device: no copy of the whole set
+                if parallel is None:
+                    rule = self._step(xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate, rule)
+                else:
+                    mine = rows[slice(*parallel.share(end - k))]
+                    rule = self._step(
+                        xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), rate, rule, parallel, end - k
+                    )
                 if progress is not None:
                     progress(end, n)
-            del xs, ys
             values = measure(self, monitor, measured, test, rule)
             record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
             history.append(record)
@@ -330,9 +348,25 @@ class Network:
 
     # ---- internals: validated device arrays only ------------------------------------------------
 
-    def _step(self, x: Array, y: Array, eta: float, rule: Rule) -> Rule:
-        """One update of every parameter by `rule`; returns the rule with its new velocities."""
-        nabla_b, nabla_w = bp.backprop(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
+    def _step(
+        self, x: Array, y: Array, eta: float, rule: Rule, parallel: Any = None, rows: int | None = None
+    ) -> Rule:
+        """One update of every parameter by `rule`; returns the rule with its new velocities.
+
+        With `parallel`, `x` holds this rank's part of a mini-batch of `rows` rows; the parts'
+        gradients are summed across ranks (one all-reduce) before the update.
+        """
+        args = (self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
+        if not rule.lmbda and rule.velocities is None:  # plain SGD: backprop returns the step itself
+            steps_b, steps_w = bp.backprop(*args, scale=eta, rows=rows)
+            if parallel is not None:
+                steps_b, steps_w = parallel.sum_across_ranks(steps_b, steps_w)
+            # One assignment for both, so that an interrupt (Ctrl-C) never leaves half a step behind.
+            self.weights, self.biases = bp.descend(self.weights, steps_w), bp.descend(self.biases, steps_b)
+            return rule
+        nabla_b, nabla_w = bp.backprop(*args, rows=rows)
+        if parallel is not None:
+            nabla_b, nabla_w = parallel.sum_across_ranks(nabla_b, nabla_w)
         if rule.lmbda:
             nabla_w = bp.penalty_gradient(
                 self.weights, nabla_w, rule.lmbda, rule.n, rule.regularization, self.xp

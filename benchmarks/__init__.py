@@ -1,0 +1,1 @@
+"""bpgpu's benchmark harness: `make bench` or `python -m benchmarks.run`."""

@@ -1,0 +1,250 @@
+"""Time every implementation on every workload in fresh processes and write a results table.
+
+    python -m benchmarks.run [--workloads W1 W2 W3] [--repeats 3] [--threads 1 2] [--out DIR]
+
+Each measurement is one child process (`--child`) that builds its data, sets its thread count
+before NumPy or PyTorch load, times one epoch and prints JSON with the seconds and its peak RSS.
+Implementations alternate within each round, so a slow spell of the machine hits all of them. The
+table reports medians (min–max) over the repeats, each implementation at its best thread count, and
+the ratios bpgpu / PyTorch and bpgpu / GEMM floor from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from .workloads import WORKLOADS, data
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+IMPLS = ("bpgpu-numpy", "bpgpu-torch", "torch", "book-loop", "gemm-floor")
+# Thread counts tried per workload: W1's tiny products run fastest on one thread (two threads only add
+# synchronisation); W3's large ones on every core, for every implementation alike.
+DEFAULT_THREADS = {"W1": (1, 2), "W2": (1, 2), "W3": (os.cpu_count() or 1,)}
+
+
+def child(impl: str, workload_name: str, threads: int, rows: int | None, epochs: int) -> dict:
+    """Run inside the fresh process: time `epochs` epochs of `impl` and measure memory."""
+    from . import impls
+
+    workload = WORKLOADS[workload_name]
+    if rows is not None:
+        workload = type(workload)(workload.name, workload.sizes, workload.batch, workload.eta, rows)
+    X, y = data(workload)
+    if impl.startswith("torch") or impl == "bpgpu-torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    seconds, rss = [], []
+    for _ in range(epochs):
+        if impl.startswith("bpgpu-"):
+            seconds.append(impls.bpgpu_epoch(workload, X, y, impl.removeprefix("bpgpu-")))
+        elif impl == "torch":
+            seconds.append(impls.torch_epoch(workload, X, y))
+        elif impl == "book-loop":
+            seconds.append(impls.book_loop_epoch(workload, X, y))
+        else:
+            seconds.append(impls.gemm_floor_epoch(workload, X, y))
+        rss.append(_current_rss())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    return {"seconds": seconds, "rss_after_epoch": rss, "peak_rss": peak, "data_bytes": X.nbytes + y.nbytes}
+
+
+def _current_rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(impl: str, workload: str, threads: int, rows: int | None = None, epochs: int = 1) -> dict | None:
+    """One fresh process; None when the implementation cannot run here (e.g. PyTorch missing)."""
+    env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}, "BPGPU_BACKEND": ""}
+    command = [sys.executable, "-m", "benchmarks.run", "--child", impl, workload, str(threads), str(epochs)]
+    if rows is not None:
+        command.append(str(rows))
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=Path(__file__).parent.parent
+    )
+    if result.returncode != 0:
+        if "ModuleNotFoundError" in result.stderr or "not available" in result.stderr:
+            return None
+        raise RuntimeError(f"{impl} {workload} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def available(impl: str) -> bool:
+    needs = {"bpgpu-torch": "torch", "torch": "torch"}.get(impl)
+    if needs is None:
+        return True
+    try:
+        importlib.metadata.version(needs)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", help="thread counts to try (default: per workload)")
+    parser.add_argument("--rows", type=int, help="override every workload's rows (for quick checks)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    if args.child:
+        impl, workload, threads, epochs, *rows = args.child
+        result = child(impl, workload, int(threads), int(rows[0]) if rows else None, int(epochs))
+        print(json.dumps(result))
+        return 0
+
+    results: dict[tuple[str, str, int], list[dict]] = {}
+    missing = [impl for impl in args.impls if not available(impl)]
+    impls = [impl for impl in args.impls if impl not in missing]
+    for workload in args.workloads:
+        for repeat in range(args.repeats):
+            for threads in args.threads or DEFAULT_THREADS[workload]:
+                order = impls if repeat % 2 == 0 else impls[::-1]  # alternate, so drift hits all
+                for impl in order:
+                    if impl == "book-loop" and workload != "W1":
+                        continue
+                    outcome = measure(impl, workload, threads, args.rows)
+                    if outcome is None:
+                        continue
+                    results.setdefault((workload, impl, threads), []).append(outcome)
+                    print(
+                        f"{workload} {impl:<12} {threads} thread(s): {outcome['seconds'][0]:.3f} s",
+                        flush=True,
+                    )
+    memory = None
+    if "W1" in args.workloads and "bpgpu-numpy" in impls:
+        memory = measure("bpgpu-numpy", "W1", 1, args.rows, epochs=3)
+    report = render(results, args, missing, memory)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_machine_tag()}-{datetime.date.today().isoformat()}.md"
+    path.write_text(report, encoding="utf-8")
+    print(report)
+    print(f"wrote {path}")
+    return 0
+
+
+def summarise(runs: list[dict]) -> tuple[float, float, float]:
+    times = [r["seconds"][0] for r in runs]
+    return statistics.median(times), min(times), max(times)
+
+
+def best(
+    results: dict, workload: str, impl: str
+) -> tuple[int, tuple[float, float, float], list[dict]] | None:
+    """The thread count with the lowest median for `impl` on `workload`."""
+    options = [
+        (summarise(runs), threads, runs)
+        for (w, i, threads), runs in results.items()
+        if (w, i) == (workload, impl)
+    ]
+    if not options:
+        return None
+    stats, threads, runs = min(options, key=lambda option: option[0][0])
+    return threads, stats, runs
+
+
+def render(results: dict, args: argparse.Namespace, missing: list[str], memory: dict | None) -> str:
+    lines = [
+        f"# bpgpu benchmark: {_machine_line()}",
+        "",
+        f"{datetime.datetime.now().isoformat(timespec='minutes')}; one epoch per measurement, "
+        "each in a fresh process; "
+        f"median (min–max) of {args.repeats} repeats; each implementation at its best thread count "
+        f"(tried: {args.threads or DEFAULT_THREADS}).",
+        "",
+        f"Versions: {_versions()}.",
+        "",
+    ]
+    if args.rows:
+        lines += [
+            f"**Quick run: every workload cut to {args.rows} rows; not comparable with full runs.**",
+            "",
+        ]
+    header = (
+        "| workload | implementation | threads | seconds, median (min–max) | × PyTorch | × GEMM floor "
+        "| peak RSS |"
+    )
+    lines += [header, "|---|---|---|---|---|---|---|"]
+    for workload in args.workloads:
+        torch_best = best(results, workload, "torch")
+        floor_best = best(results, workload, "gemm-floor")
+        for impl in IMPLS:
+            if impl in missing:
+                lines.append(f"| {workload} | {impl} | | not installed | | | |")
+                continue
+            found = best(results, workload, impl)
+            if found is None:
+                continue
+            threads, (median, low, high), runs = found
+            ratio_torch = f"{median / torch_best[1][0]:.2f}" if torch_best else ""
+            ratio_floor = f"{median / floor_best[1][0]:.2f}" if floor_best else ""
+            peak = max(r["peak_rss"] for r in runs) / 2**20
+            extrapolated = " (extrapolated from 1000 batches)" if impl == "book-loop" else ""
+            lines.append(
+                f"| {workload} | {impl}{extrapolated} | {threads} | {median:.3f} ({low:.3f}–{high:.3f}) | "
+                f"{ratio_torch} | {ratio_floor} | {peak:.0f} MiB |"
+            )
+    lines += ["", "Workloads: " + "; ".join(f"{w.name} {w.describe()}" for w in WORKLOADS.values()), ""]
+    if memory is not None:
+        data_mib = memory["data_bytes"] / 2**20
+        rss = ", ".join(f"{r / 2**20:.0f}" for r in memory["rss_after_epoch"])
+        lines += [
+            "Memory, bpgpu-numpy W1 over 3 epochs in one process: "
+            f"peak RSS {memory['peak_rss'] / 2**20:.0f} MiB for {data_mib:.0f} MiB of training data "
+            f"(target ≤ 2 × data + 150 = {2 * data_mib + 150:.0f} MiB); "
+            f"RSS after each epoch {rss} MiB.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _machine_tag() -> str:
+    return f"{platform.node() or 'machine'}-{os.cpu_count()}cpu".replace(" ", "_")
+
+
+def _machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {system}, Python {platform.python_version()}"
+
+
+def _versions() -> str:
+    names = ("bpgpu", "numpy", "array-api-compat", "torch")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} not installed")
+    try:
+        import numpy as np
+
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        found.append(f"NumPy BLAS {blas.get('name')} {blas.get('version')}")
+    except Exception:
+        pass
+    return ", ".join(found)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The benchmark harness runs end to end on a tiny workload (what it measures is not asserted)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_harness_writes_a_results_table_with_every_implementation(tmp_path):
+    command = [sys.executable, "-m", "benchmarks.run", "--workloads", "W1", "--rows", "200"]
+    command += ["--repeats", "1", "--threads", "1", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (report,) = tmp_path.glob("*.md")
+    text = report.read_text(encoding="utf-8")
+    assert "Quick run: every workload cut to 200 rows" in text
+    rows = [line for line in text.splitlines() if line.startswith("| W1 |")]
+    names = [row.split("|")[2].strip().split(" ")[0] for row in rows]
+    assert names == ["bpgpu-numpy", "bpgpu-torch", "torch", "book-loop", "gemm-floor"]
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        if cells[3] != "not installed":
+            assert float(cells[3].split()[0]) > 0 and cells[6].endswith("MiB")
+    assert "Memory, bpgpu-numpy W1 over 3 epochs in one process: peak RSS" in text
