@@ -250,3 +250,45 @@ def test_arrays_on_another_device_are_refused():
     elsewhere = strict.xp.asarray([1.0, 2.0], device=strict.xp.Device("device1"))
     with pytest.raises(ValueError, match=r"device1.*CPU_DEVICE"):
         strict.asarray(elsewhere)
+
+
+def test_numpy_fast_sum_and_take_return_exactly_what_the_compat_functions_do():
+    import array_api_compat.numpy as compat
+
+    from bpgpu.backends.numpy_backend import XP
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(7, 5)).astype(d) for d in ("float32", "float64")]
+    arrays += [
+        rng.integers(-9, 9, size=(7, 5)),
+        rng.integers(0, 9, size=(7, 5)).astype(np.uint8),
+        np.ones((7, 5), bool),
+    ]
+    for a in arrays:
+        for kwargs in ({}, {"axis": 0}, {"axis": 1}, {"axis": (0, 1)}, {"axis": 0, "keepdims": True}):
+            got, want = XP.sum(a, **kwargs), compat.sum(a, **kwargs)
+            assert got.dtype == want.dtype and np.array_equal(got, want), (a.dtype, kwargs)
+        for kwargs in ({"axis": 0}, {"axis": 1}):
+            indices = np.array([3, 0, 3, 6]) if kwargs["axis"] == 0 else np.array([4, 1])
+            got, want = XP.take(a, indices, **kwargs), compat.take(a, indices, **kwargs)
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert np.array_equal(
+            XP.take(a.reshape(-1), np.array([1, 2])), compat.take(a.reshape(-1), np.array([1, 2]))
+        )
+
+
+def test_training_on_the_fast_numpy_namespace_is_bit_identical_to_the_compat_namespace():
+    import array_api_compat.numpy as compat
+
+    from bpgpu.backends.numpy_backend import NumpyBackend
+
+    rng = np.random.default_rng(1)
+    X, labels = rng.normal(size=(40, 6)), rng.integers(0, 3, size=40)
+    nets = [
+        bpgpu.Network([6, 5, 3], seed=2, backend=NumpyBackend(ns, "cpu"))
+        for ns in (bpgpu.get_backend("numpy").xp, compat)
+    ]
+    for net in nets:
+        net.SGD((X, labels), 2, 7, 0.5, monitor=("training_cost",))
+    for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases, strict=True):
+        np.testing.assert_array_equal(a, b)
