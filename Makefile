@@ -4,13 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test lint format clean
+.PHONY: train test lint format clean bench-dist bench
 
 train: $(VENV)/.installed-base
 	$(VENV)/bin/bpgpu train
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
+
+# The benchmark harness (benchmarks/run.py): PyTorch rows say "not installed" unless it is in .venv
+# (pip install torch); results land in benchmarks/results/.
+bench: $(VENV)/.installed-base
+	$(PY) -m benchmarks.run
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
@@ -34,6 +39,15 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# Data-parallel training over MPI on this machine: 1 rank x 2 threads vs 2 ranks x 1 thread, and the
+# all-reduce time per step (writes benchmarks/results/dist-<machine>-<date>.md).
+bench-dist: $(VENV)/.installed-mpi
+	$(PY) -m benchmarks.dist
+
+$(VENV)/.installed-mpi: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[mpi]"
 	touch $@
 
 clean:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import NoReturn
 
-from . import __version__, datasets
+from . import __version__, datasets, distributed
 from .activations import ACTIVATIONS
 from .backends import BACKEND_NAMES, available_backends, get_backend
 from .checkpoint import load
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, MemoryError):
             message = f"out of memory ({message})"
         print(f"bpgpu {args.command}: error: {message}", file=sys.stderr)
+        distributed.abort_if_launched(EXIT_ERROR)  # under mpiexec, ranks without the error would wait
         return EXIT_ERROR
     finally:
         logging.getLogger("bpgpu").removeHandler(args.notes)
@@ -188,8 +189,11 @@ def _at_least_zero(text: str) -> float:
 
 
 def _train(args: argparse.Namespace) -> int:
-    say = (lambda *_, **__: None) if args.quiet else print
-    _check_outputs(args)  # fail now, not after an hour of training
+    comm = distributed.world_if_launched()  # under mpiexec: every rank trains, rank 0 reports and saves
+    lead = comm is None or comm.Get_rank() == 0
+    say = print if lead and not args.quiet else (lambda *_, **__: None)
+    if lead:
+        _check_outputs(args)  # fail now, not after an hour of training
     data, source = _load_data(args.data)
     features = data.train.X.shape[1]
     sizes = args.sizes or [features, 30, 10]
@@ -221,7 +225,7 @@ def _train(args: argparse.Namespace) -> int:
     say(f"data {source}: {', '.join(rows)} rows")
 
     history: list[EpochRecord] = []
-    bar = _ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
+    bar = _ProgressBar(enabled=lead and not args.quiet and sys.stderr.isatty())
 
     def report(record: EpochRecord) -> None:
         bar.close()
@@ -251,9 +255,12 @@ def _train(args: argparse.Namespace) -> int:
             patience=args.patience,
             callback=report,
             progress=bar.update,
+            comm=comm,
         )
     except KeyboardInterrupt:
         bar.close()
+        if not lead:
+            return EXIT_INTERRUPTED
         print(f"bpgpu train: interrupted during epoch {len(history)}", file=sys.stderr)
         if args.save:
             net.save(args.save)
@@ -265,6 +272,8 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         bar.close()
+    if not lead:
+        return 0
     seconds = sum(r.seconds for r in history)
     correct, total = net.evaluate(data.test.X, data.test.y), len(data.test.y)  # the parameters kept
     stopped = f" (stopped early; kept epoch {_best_epoch(history)})" if args.early_stopping else ""
