@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ from pathlib import Path
 from .workloads import WORKLOADS, data
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-IMPLS = ("bpgpu-numpy", "bpgpu-torch", "torch", "book-loop", "gemm-floor")
+IMPLS = ("bpgpu-numpy", "bpgpu-cupy", "bpgpu-torch", "torch", "book-loop", "gemm-floor")
 # Thread counts tried per workload: W1's tiny products run fastest on one thread (two threads only add
 # synchronisation); W3's large ones on every core, for every implementation alike.
 DEFAULT_THREADS = {"W1": (1, 2), "W2": (1, 2), "W3": (os.cpu_count() or 1,)}
@@ -81,14 +82,9 @@ def measure(impl: str, workload: str, threads: int, rows: int | None = None, epo
 
 
 def available(impl: str) -> bool:
-    needs = {"bpgpu-torch": "torch", "torch": "torch"}.get(impl)
-    if needs is None:
-        return True
-    try:
-        importlib.metadata.version(needs)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+    """Whether the library `impl` needs is installed (CuPy without a working GPU fails later)."""
+    needs = {"bpgpu-torch": "torch", "torch": "torch", "bpgpu-cupy": "cupy"}.get(impl)
+    return needs is None or importlib.util.find_spec(needs) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
