@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except BrokenPipeError:  # `bpgpu train | head`: the reader has gone; stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        distributed.abort_if_launched(EXIT_ERROR)
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (ValueError, TypeError, RuntimeError, OSError, MemoryError, OverflowError, RecursionError) as exc:
         if args.debug:
+            distributed.abort_if_launched(EXIT_ERROR, show=exc)  # under mpiexec, the others would wait
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, MemoryError):

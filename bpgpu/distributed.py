@@ -137,6 +137,7 @@ class DataParallel:
         monitor: Sequence[str],
         early_stopping: int | None,
         evaluation: tuple[Any, Any] | None = None,
+        schedule: tuple[str | None, int] = (None, 10),
     ) -> None:
         """Raise `ValueError` on every rank unless all ranks train the same network on the same data.
 
@@ -160,6 +161,7 @@ class DataParallel:
             "lmbda, regularization, momentum": (rule.lmbda, rule.regularization, rule.momentum),
             "monitor": tuple(monitor),
             "early_stopping": early_stopping,
+            "eta_schedule, patience": tuple(schedule),
             "shard": self.shard,
         }
         groups = {"parameters": [*net.weights, *net.biases]}
@@ -185,6 +187,35 @@ class DataParallel:
                 "data-parallel training needs the same network, data and settings on every rank, "
                 "but the ranks disagree on " + "; ".join(problems)
             )
+
+    def abort(self, error: BaseException) -> None:
+        """End every rank after an error on this one in the middle of training (a raising callback,
+        say): the others would wait in the next all-reduce forever. Prints the error first."""
+        if self.size > 1:
+            import traceback
+
+            traceback.print_exception(error, file=sys.stderr)
+            print(
+                f"bpgpu: rank {self.rank} failed during data-parallel training; ending all ranks",
+                file=sys.stderr,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.comm.Abort(1)
+
+    def raise_together(self, error: BaseException | None) -> None:
+        """One collective in which every rank reports whether its checks failed; if any did, raise.
+
+        A rank that failed re-raises its own error; the others raise `ValueError` naming the rank
+        and its message. So a mistake on one rank ends every rank instead of leaving them waiting.
+        """
+        reports = self.comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
+        if error is not None:
+            raise error
+        failed = [(rank, report) for rank, report in enumerate(reports) if report is not None]
+        if failed:
+            rank, report = failed[0]
+            raise ValueError(f"data-parallel training stopped: rank {rank} failed its checks ({report})")
 
 
 def shard(X: Any, Y: Any, comm: Any) -> tuple[Any, Any]:
@@ -226,13 +257,18 @@ def world_if_launched() -> Any | None:
     return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
-def abort_if_launched(code: int) -> None:
+def abort_if_launched(code: int, show: BaseException | None = None) -> None:
     """End every rank with exit code `code`, when MPI is running with more than one process.
 
     For an error that not every rank may have hit: the others would wait in a collective forever.
+    `show`: an error whose traceback to print first (it would otherwise be lost with the process).
     """
     MPI = sys.modules.get("mpi4py.MPI")
     if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        if show is not None:
+            import traceback
+
+            traceback.print_exception(show, file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         MPI.COMM_WORLD.Abort(code)
@@ -269,14 +305,17 @@ def _query_cuda_support() -> bool:
 
 
 def _sums(a: Any, xp: Any) -> list[Any]:
-    """Three float64 scalars on the device: Σ rows, Σ rows weighted by position, Σ |rows|."""
-    n = a.shape[0]
-    if a.ndim == 1:
-        rows = xp.astype(a, xp.float64)
-    else:
-        rows = xp.sum(xp.reshape(a, (n, math.prod(a.shape[1:]))), axis=1, dtype=xp.float64)
-    ramp = xp.arange(1, n + 1, dtype=xp.float64, device=array_api_compat.device(a)) / max(n, 1)
-    return [xp.sum(rows), xp.sum(rows * ramp), xp.sum(xp.abs(rows))]
+    """Four float64 scalars on the device: Σ rows, Σ rows weighted by position, Σ |rows|, and
+    Σ_ij a_ij · (i+1)/n · (j+1)/m, which also changes when values move between columns (one-hot
+    labels that differ keep every row sum at 1)."""
+    n, device = a.shape[0], array_api_compat.device(a)
+    table = xp.reshape(a, (n, 1)) if a.ndim == 1 else xp.reshape(a, (n, math.prod(a.shape[1:])))
+    rows = xp.sum(table, axis=1, dtype=xp.float64)
+    ramp = xp.arange(1, n + 1, dtype=xp.float64, device=device) / max(n, 1)
+    m = table.shape[1]
+    column_ramp = xp.arange(1, m + 1, dtype=xp.float64, device=device) / max(m, 1)
+    by_column = xp.astype(xp.astype(ramp, table.dtype) @ table, xp.float64)  # one pass, in a's dtype
+    return [xp.sum(rows), xp.sum(rows * ramp), xp.sum(xp.abs(rows)), xp.sum(by_column * column_ramp)]
 
 
 def _same(a: Any, b: Any) -> bool:

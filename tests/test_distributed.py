@@ -199,16 +199,47 @@ def test_sharded_training_averages_every_ranks_batch(tmp_path: Path) -> None:
 @needs_mpi
 @pytest.mark.parametrize(
     ("option", "says"),
-    [("--seed-by-rank", "seed: rank 0 has 1, rank 1 has 2"), ("--perturb-rank=2", "training data (sums)")],
+    [
+        ("--seed-by-rank", "seed: rank 0 has 1, rank 1 has 2"),
+        ("--perturb-rank=2", "training data (sums)"),
+        ("--swap-labels-rank=1", "training data (sums)"),
+        ("--patience-by-rank", "eta_schedule, patience: rank 0 has ('halve', 1), rank 1 has ('halve', 2)"),
+    ],
 )
 def test_ranks_that_disagree_fail_fast_on_every_rank(tmp_path: Path, option: str, says: str) -> None:
     start = time.perf_counter()
     result = _launch(3, sys.executable, str(SCRIPT), str(tmp_path / "p"), option, cwd=tmp_path)
     assert time.perf_counter() - start < TIMEOUT / 4
     assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert output.count("ValueError: data-parallel training needs the same network") == 3, output
-    assert says in output
+    errors = [(tmp_path / f"p.rank{rank}.error").read_text(encoding="utf-8") for rank in range(3)]
+    for error in errors:  # the same message on every rank
+        assert error.startswith("data-parallel training needs the same network") and says in error, error
+    assert not list(tmp_path.glob("p.rank*.npz"))
+
+
+@needs_mpi
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("--bad-features-rank=1", "rank 1 failed its checks (ValueError: training_data X has 4 features"),
+        ("--raise-in-callback-rank=0", "rank 0 failed during data-parallel training; ending all ranks"),
+    ],
+)
+def test_an_error_on_one_rank_ends_every_rank_instead_of_hanging(
+    tmp_path: Path, option: str, says: str
+) -> None:
+    start = time.perf_counter()
+    result = _launch(
+        3, sys.executable, str(SCRIPT), str(tmp_path / "p"), option, "--epochs", "4", cwd=tmp_path
+    )
+    assert time.perf_counter() - start < TIMEOUT / 4
+    assert result.returncode != 0
+    if option.startswith("--bad-features"):  # rank 1 raises its own error, the others name rank 1
+        errors = [(tmp_path / f"p.rank{rank}.error").read_text(encoding="utf-8") for rank in range(3)]
+        assert errors[1].startswith("training_data X has 4 features")
+        assert all(says in errors[rank] for rank in (0, 2)), errors
+    else:  # aborted: the failing rank says why before MPI ends every rank
+        assert says in result.stdout + result.stderr
     assert not list(tmp_path.glob("p.rank*.npz"))
 
 
