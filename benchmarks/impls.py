@@ -25,6 +25,16 @@ def bpgpu_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, backend: str) 
     return time.perf_counter() - start
 
 
+def bpgpu_epochs_memory(workload: Workload, X: np.ndarray, y: np.ndarray, epochs: int, rss) -> list[float]:
+    """One `Network.SGD` call of `epochs` epochs on NumPy; `rss()` is read after every epoch."""
+    import bpgpu
+
+    after = []
+    net = bpgpu.Network(list(workload.sizes), backend="numpy", seed=1)
+    net.SGD((X, y), epochs, workload.batch, workload.eta, callback=lambda record: after.append(rss()))
+    return after
+
+
 def torch_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, device: str = "cpu") -> float:
     """PyTorch eager with autograd: nn.Linear + Sigmoid, optim.SGD, ½‖a − y‖² averaged over the batch."""
     import torch

@@ -42,7 +42,7 @@ class Activation:
 def sigmoid(z: Array, xp: Any) -> Array:
     """σ(z) = 1 / (1 + e^(−z)), evaluated as e^z / (1 + e^z): four passes over z.
 
-    Accurate to rounding for every z the exponential can represent (the division keeps tiny values'
+    Accurate to a few ulps for every z the exponential can represent (the division keeps tiny values'
     relative precision); z is only kept below the point where e^z would overflow, where σ is 1 to
     the last bit anyway, so nothing overflows or warns.
     """

@@ -292,3 +292,14 @@ def test_training_on_the_fast_numpy_namespace_is_bit_identical_to_the_compat_nam
         net.SGD((X, labels), 2, 7, 0.5, monitor=("training_cost",))
     for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_numpy_fast_path_can_be_switched_off(monkeypatch):
+    import array_api_compat.numpy as compat
+
+    from bpgpu.backends import numpy_backend
+
+    monkeypatch.setenv("BPGPU_NUMPY_COMPAT", "1")
+    assert numpy_backend.load().xp is compat
+    monkeypatch.setenv("BPGPU_NUMPY_COMPAT", "0")
+    assert numpy_backend.load().xp is numpy_backend.XP

@@ -29,4 +29,4 @@ def test_harness_writes_a_results_table_with_every_implementation(tmp_path):
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         if cells[3] != "not installed":
             assert float(cells[3].split()[0]) > 0 and cells[6].endswith("MiB")
-    assert "Memory, bpgpu-numpy W1 over 3 epochs in one process: peak RSS" in text
+    assert "Memory, bpgpu-numpy W1, one SGD call of 3 epochs: peak RSS" in text

@@ -351,3 +351,17 @@ def test_cross_entropy_scaled_init_and_l2_beat_the_chapter1_setting_on_the_digit
         chapter3.append(net.SGD(train, 30, 10, 1.0, test_data=test, lmbda=0.5)[-1].correct)
     assert sum(chapter3) > sum(chapter1)
     assert min(chapter3) >= 0.95 * 299  # and no seed fails, as chapter 1's seed 2 does
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_is_finite_and_accurate_at_extreme_z_on_every_backend(backend, dtype):
+    from bpgpu.activations import sigmoid
+
+    z = np.array([-np.inf, -1e4, -746, -88.73, -80, -3.4, 0, 3.4, 80, 88, 88.72, 89, 709, 710, 1e4, np.inf])
+    host_z = z.astype(dtype)
+    with np.errstate(over="ignore"):
+        want = 1.0 / (1.0 + np.exp(-host_z.astype(np.longdouble)))
+    got = backend.to_numpy(sigmoid(backend.asarray(host_z), backend.xp))  # ±inf included
+    assert np.isfinite(got).all() and (got >= 0).all() and (got <= 1).all()
+    ulp = np.finfo(dtype).eps
+    np.testing.assert_allclose(got, want.astype(np.float64), rtol=4 * ulp, atol=np.finfo(dtype).tiny)

@@ -5,10 +5,12 @@ compat layer's `sum` and `take` are Python wrappers that cost a few microseconds
 a tenth of a training step at mini-batch 10. The replacements call NumPy's ufunc reduction and the
 array method directly for the cases bpgpu's equations use, and hand everything else to the compat
 functions; `tests/test_backends.py` checks that they return exactly what the compat functions do.
+The swap is optional: `BPGPU_NUMPY_COMPAT=1` turns it off.
 """
 
 from __future__ import annotations
 
+import os
 import types
 from typing import Any
 
@@ -49,4 +51,5 @@ class NumpyBackend(Backend):
 
 
 def load() -> NumpyBackend:
-    return NumpyBackend(XP, "cpu")
+    """The NumPy backend; `BPGPU_NUMPY_COMPAT=1` in the environment keeps the plain compat namespace."""
+    return NumpyBackend(compat if os.environ.get("BPGPU_NUMPY_COMPAT") == "1" else XP, "cpu")
