@@ -125,26 +125,15 @@ class DataParallel:
             offset += count
         return parts[: len(nabla_b)], parts[len(nabla_b) :]
 
-    def check_same(
-        self,
-        net: Any,
-        x: Any,
-        y: Any,
-        epochs: int,
-        mini_batch_size: int,
-        eta: float,
-        rule: Any,
-        monitor: Sequence[str],
-        early_stopping: int | None,
-        evaluation: tuple[Any, Any] | None = None,
-        schedule: tuple[str | None, int] = (None, 10),
-    ) -> None:
+    def check_same(self, net: Any, plan: Any) -> None:
         """Raise `ValueError` on every rank unless all ranks train the same network on the same data.
 
         Compares, by one collective (an allgather of a small dict), the network's settings, seed,
-        shuffle state and parameter sums; the data's shapes and (whole data only) row sums; and the
-        hyper-parameters. `evaluation=(x, labels)`, when given, joins: early stopping judges it.
+        shuffle state and parameter sums; the data's shapes and (whole data only) sums; and the
+        hyper-parameters of `plan` (a `training.Plan`), including the evaluation data that early
+        stopping and the eta schedule judge.
         """
+        x, y, rule, evaluation = plan.x, plan.y, plan.rule, plan.evaluation
         exact: dict[str, Any] = {
             "sizes": list(net.sizes),
             "activation": (net.activation, net.output_activation),
@@ -155,13 +144,13 @@ class DataParallel:
             "seed": net.seed,
             "shuffle state": _digest(net._random.shuffle_state),
             "training data shape": (tuple(x.shape), tuple(y.shape)),
-            "epochs": epochs,
-            "mini_batch_size": mini_batch_size,
-            "eta": eta,
+            "epochs": plan.epochs,
+            "mini_batch_size": plan.mini_batch_size,
+            "eta": plan.eta,
             "lmbda, regularization, momentum": (rule.lmbda, rule.regularization, rule.momentum),
-            "monitor": tuple(monitor),
-            "early_stopping": early_stopping,
-            "eta_schedule, patience": tuple(schedule),
+            "monitor": tuple(plan.monitor),
+            "early_stopping": plan.early_stopping,
+            "eta_schedule, patience": (plan.eta_schedule, plan.patience),
             "shard": self.shard,
         }
         groups = {"parameters": [*net.weights, *net.biases]}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -23,7 +22,7 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
-from .training import MONITORS, EpochRecord, Patience, Rule, measure, totals
+from .training import MONITORS, EpochRecord, Plan, Rule, totals, train
 
 Array = Any
 INITS = ("normal", "scaled")
@@ -266,108 +265,95 @@ class Network:
 
             parallel = DataParallel(comm, self.backend)
         try:
-            epochs = check.positive_int(epochs, "epochs")
-            mini_batch_size = check.positive_int(mini_batch_size, "mini_batch_size")
-            eta = check.positive_real(eta, "eta")
-            rule = Rule(
-                check.non_negative_real(lmbda, "lmbda"),
-                1,
-                check.choice(regularization, "regularization", REGULARIZATIONS),
-                check.fraction(momentum, "momentum"),
+            plan = self._plan(
+                training_data,
+                test_data,
+                evaluation_data,
+                epochs=epochs,
+                mini_batch_size=mini_batch_size,
+                eta=eta,
+                lmbda=lmbda,
+                regularization=regularization,
+                momentum=momentum,
+                monitor=monitor,
+                early_stopping=early_stopping,
+                eta_schedule=eta_schedule,
+                patience=patience,
+                callback=callback,
+                progress=progress,
             )
-            monitor = check.names(monitor, "monitor", MONITORS)
-            if early_stopping is not None:
-                early_stopping = check.positive_int(early_stopping, "early_stopping")
-            if eta_schedule is not None:
-                eta_schedule = check.choice(eta_schedule, "eta_schedule", SCHEDULES)
-            patience = check.positive_int(patience, "patience")
-            check.optional_callable(callback, "callback")
-            check.optional_callable(progress, "progress")
-            X, Y = check.pair(training_data, "training_data", "(X, Y)")
-            x = self._x(X, "training_data X")
-            y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
-            test = self._labelled(test_data, "test_data")
-            evaluation = self._labelled(evaluation_data, "evaluation_data")
-            watching = early_stopping is not None or eta_schedule is not None
-            if evaluation is None and (watching or any(m.startswith("evaluation") for m in monitor)):
-                needs = [m for m in monitor if m.startswith("evaluation")]
-                needs += ["early_stopping"] * (early_stopping is not None) + ["eta_schedule"] * bool(
-                    eta_schedule
-                )
-                raise ValueError(f"{', '.join(needs)} need evaluation_data=(X, labels); got None")
-            if watching and "evaluation_accuracy" not in monitor:
-                monitor = (*monitor, "evaluation_accuracy")
         except Exception as error:
             if parallel is None:
                 raise
             parallel.raise_together(error)  # every rank ends, none waits in a collective
         if parallel is not None:
             parallel.raise_together(None)
-            parallel.check_same(
-                self,
-                x,
-                y,
-                epochs,
-                mini_batch_size,
-                eta,
-                rule,
-                monitor,
-                early_stopping,
-                evaluation=evaluation,
-                schedule=(eta_schedule, patience),
-            )
-        xp, n, history = self.xp, x.shape[0], []
-        rule = rule._replace(n=n if parallel is None else parallel.total_rows(n))
-        measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
-        if evaluation is not None:
-            ex, labels = evaluation
-            ey = None
-            if "evaluation_cost" in monitor:
-                ey = bp.one_hot(labels, self.sizes[-1], self.backend.dtype(self.dtype), xp)
-            measured["evaluation"] = (ex, ey, labels)
-        tracker = Patience(early_stopping, eta_schedule, patience, eta) if watching else None
-        best = (self.weights, self.biases)  # arrays are never changed in place: keeping them is enough
-        if rule.momentum:
-            rule = rule._replace(
-                velocities=([xp.zeros_like(w) for w in self.weights], [xp.zeros_like(b) for b in self.biases])
-            )
-        try:
-            for epoch in range(epochs):
-                start = time.perf_counter()
-                rate = eta if tracker is None else tracker.eta
-                order = self.backend.asarray(self._random.permutation(n))
-                for k in range(0, n, mini_batch_size):
-                    end = min(k + mini_batch_size, n)  # the standard leaves out-of-range stops undefined
-                    rows = order[k:end]  # gather one batch on the device: no copy of the whole set
-                    if parallel is None:
-                        rule = self._step(xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate, rule)
-                    else:
-                        mine = rows[slice(*parallel.share(end - k))]
-                        rule = self._step(
-                            xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), rate, rule, parallel, end - k
-                        )
-                    if progress is not None:
-                        progress(end, n)
-                values = measure(self, monitor, measured, test, rule)
-                record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
-                history.append(record)
-                if verbose:
-                    print(record, flush=True)
-                if callback is not None:
-                    callback(record)
-                if tracker is not None:
-                    improved, stop = tracker.update(record.evaluation_accuracy)
-                    if improved:
-                        best = (self.weights, self.biases)
-                    if stop:
-                        break
-        except Exception as error:
-            if parallel is not None:
-                parallel.abort(error)  # the other ranks would wait in the next all-reduce forever
-            raise
+            parallel.check_same(self, plan)
+        return train(self, plan, parallel, verbose, callback, progress)
+
+    def _plan(
+        self,
+        training_data: Any,
+        test_data: Any,
+        evaluation_data: Any,
+        *,
+        epochs: Any,
+        mini_batch_size: Any,
+        eta: Any,
+        lmbda: Any,
+        regularization: Any,
+        momentum: Any,
+        monitor: Any,
+        early_stopping: Any,
+        eta_schedule: Any,
+        patience: Any,
+        callback: Any,
+        progress: Any,
+    ) -> Plan:
+        """`SGD`'s arguments validated, its data on the device: everything is checked before any step."""
+        epochs = check.positive_int(epochs, "epochs")
+        mini_batch_size = check.positive_int(mini_batch_size, "mini_batch_size")
+        eta = check.positive_real(eta, "eta")
+        rule = Rule(
+            check.non_negative_real(lmbda, "lmbda"),
+            1,
+            check.choice(regularization, "regularization", REGULARIZATIONS),
+            check.fraction(momentum, "momentum"),
+        )
+        monitor = check.names(monitor, "monitor", MONITORS)
         if early_stopping is not None:
-            self.weights, self.biases = best
-        return history
+            early_stopping = check.positive_int(early_stopping, "early_stopping")
+        if eta_schedule is not None:
+            eta_schedule = check.choice(eta_schedule, "eta_schedule", SCHEDULES)
+        patience = check.positive_int(patience, "patience")
+        check.optional_callable(callback, "callback")
+        check.optional_callable(progress, "progress")
+        X, Y = check.pair(training_data, "training_data", "(X, Y)")
+        x = self._x(X, "training_data X")
+        y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
+        test = self._labelled(test_data, "test_data")
+        evaluation = self._labelled(evaluation_data, "evaluation_data")
+        watching = early_stopping is not None or eta_schedule is not None
+        if evaluation is None and (watching or any(m.startswith("evaluation") for m in monitor)):
+            needs = [m for m in monitor if m.startswith("evaluation")]
+            needs += ["early_stopping"] * (early_stopping is not None) + ["eta_schedule"] * bool(eta_schedule)
+            raise ValueError(f"{', '.join(needs)} need evaluation_data=(X, labels); got None")
+        if watching and "evaluation_accuracy" not in monitor:
+            monitor = (*monitor, "evaluation_accuracy")
+        return Plan(
+            x,
+            y,
+            epochs,
+            mini_batch_size,
+            eta,
+            rule,
+            monitor,
+            test,
+            evaluation,
+            early_stopping,
+            eta_schedule,
+            patience,
+        )
 
     # ---- internals: validated device arrays only ------------------------------------------------
 

@@ -7,7 +7,8 @@ to the host in one transfer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -167,3 +168,94 @@ class Patience:
             if self.eta < self.floor:
                 return False, True
         return False, False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `Network.SGD` was asked to do, validated: device data and settings."""
+
+    x: Array
+    y: Array
+    epochs: int
+    mini_batch_size: int
+    eta: float
+    rule: Rule
+    monitor: tuple[str, ...]
+    test: tuple[Array, Array] | None
+    evaluation: tuple[Array, Array] | None
+    early_stopping: int | None
+    eta_schedule: str | None
+    patience: int
+
+
+def train(
+    net: Network,
+    plan: Plan,
+    parallel: Any,
+    verbose: bool,
+    callback: Callable[[EpochRecord], None] | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[EpochRecord]:
+    """`Network.SGD`'s loop over epochs and mini-batches, on a validated `plan` (see its docstring)."""
+    x, y, epochs, mini_batch_size, eta, rule = (
+        plan.x,
+        plan.y,
+        plan.epochs,
+        plan.mini_batch_size,
+        plan.eta,
+        plan.rule,
+    )
+    monitor, test, evaluation, early_stopping = plan.monitor, plan.test, plan.evaluation, plan.early_stopping
+    watching = early_stopping is not None or plan.eta_schedule is not None
+    xp, n, history = net.xp, x.shape[0], []
+    rule = rule._replace(n=n if parallel is None else parallel.total_rows(n))
+    measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
+    if evaluation is not None:
+        ex, labels = evaluation
+        ey = None
+        if "evaluation_cost" in monitor:
+            ey = bp.one_hot(labels, net.sizes[-1], net.backend.dtype(net.dtype), xp)
+        measured["evaluation"] = (ex, ey, labels)
+    tracker = Patience(early_stopping, plan.eta_schedule, plan.patience, eta) if watching else None
+    best = (net.weights, net.biases)  # arrays are never changed in place: keeping them is enough
+    if rule.momentum:
+        rule = rule._replace(
+            velocities=([xp.zeros_like(w) for w in net.weights], [xp.zeros_like(b) for b in net.biases])
+        )
+    try:
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            rate = eta if tracker is None else tracker.eta
+            order = net.backend.asarray(net._random.permutation(n))
+            for k in range(0, n, mini_batch_size):
+                end = min(k + mini_batch_size, n)  # the standard leaves out-of-range stops undefined
+                rows = order[k:end]  # gather one batch on the device: no copy of the whole set
+                if parallel is None:
+                    rule = net._step(xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate, rule)
+                else:
+                    mine = rows[slice(*parallel.share(end - k))]
+                    rule = net._step(
+                        xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), rate, rule, parallel, end - k
+                    )
+                if progress is not None:
+                    progress(end, n)
+            values = measure(net, monitor, measured, test, rule)
+            record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
+            history.append(record)
+            if verbose:
+                print(record, flush=True)
+            if callback is not None:
+                callback(record)
+            if tracker is not None:
+                improved, stop = tracker.update(record.evaluation_accuracy)
+                if improved:
+                    best = (net.weights, net.biases)
+                if stop:
+                    break
+    except Exception as error:
+        if parallel is not None:
+            parallel.abort(error)  # the other ranks would wait in the next all-reduce forever
+        raise
+    if early_stopping is not None:
+        net.weights, net.biases = best
+    return history
