@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .run import THREAD_VARIABLES, _machine_line, _machine_tag, _versions
+from .run import THREAD_VARIABLES, _machine_line, _versions, write_report
 from .workloads import WORKLOADS, Workload, data
 
 ROOT = Path(__file__).parent.parent
@@ -141,13 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} {layout}: {outcome['seconds']:.3f} s", flush=True)
     reduce = _run([mpiexec, "-n", "2", *me, "--child-allreduce", *args.workloads], 1)
     load_after = os.getloadavg()
-    report = _render(args, seconds, reduce, layouts, (load_before, load_after))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"dist-{_machine_tag()}-{datetime.date.today().isoformat()}.md"
-    path.write_text(report, encoding="utf-8")
-    print(report)
-    print(f"wrote {path}")
+    write_report(_render(args, seconds, reduce, layouts, (load_before, load_after)), args.out, "dist-")
     return 0
 
 

@@ -128,14 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     memory = None
     if "W1" in args.workloads and "bpgpu-numpy" in impls:
         memory = measure("bpgpu-numpy", "W1", 1, args.rows, epochs=3)
-    report = render(results, args, missing, memory)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{_machine_tag()}-{datetime.date.today().isoformat()}.md"
+    write_report(render(results, args, missing, memory), args.out)
+    return 0
+
+
+def write_report(report: str, out: str, prefix: str = "") -> Path:
+    """Print `report` and write it to OUT/<prefix><machine>-<date>.md."""
+    path = Path(out) / f"{prefix}{_machine_tag()}-{datetime.date.today().isoformat()}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report, encoding="utf-8")
     print(report)
     print(f"wrote {path}")
-    return 0
+    return path
 
 
 def summarise(runs: list[dict]) -> tuple[float, float, float]:

@@ -3,16 +3,15 @@ loaders can live in separate modules without importing each other."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import numpy as np
+from typing import Any, NamedTuple
 
 
 class Split(NamedTuple):
-    """Rows of features `X` float32 (n, d) in [0, 1] and integer labels `y` int64 (n,)."""
+    """Rows of features `X` float32 (n, d) in [0, 1] and integer labels `y` int64 (n,), both host
+    `numpy.ndarray`s."""
 
-    X: np.ndarray
-    y: np.ndarray
+    X: Any
+    y: Any
 
 
 class DataSets(NamedTuple):

@@ -7,19 +7,22 @@ Two kinds of check, each a `Check` with a measured error and the limit it must s
 - **agreement**: another backend against NumPy from the same seed: initial parameters, the
   gradient, and the parameters after two epochs of SGD (float64 and float32).
 
-Perturbed parameters are built on the host and moved to the backend, as a user's data would be.
+Perturbed parameters are built on the host (as arrays of the NumPy backend) and moved to the backend
+checked, as a user's data would be.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 from .backends import Backend, get_backend
+from .backends.host import HostRandom
 from .network import Network
 
+Array = Any
 SIZES = [4, 5, 3]
 PAIRINGS = (("sigmoid", "sigmoid", "quadratic"), ("tanh", "sigmoid", "cross_entropy"))
 FD_STEP = 1e-6
@@ -55,14 +58,17 @@ def run_checks(names: list[str]) -> Iterator[Check]:
             yield from agreement_checks(backend, get_backend("numpy"))
 
 
-def _data(rows: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(7)
-    return rng.normal(size=(rows, SIZES[0])), rng.integers(0, SIZES[-1], size=rows)
+def _data(rows: int = 8) -> tuple[Array, Array]:
+    """Host features (rows, SIZES[0]) and labels (rows,), the same on every call."""
+    random = HostRandom(7)
+    return random.standard_normal((rows, SIZES[0]), "float64"), random.permutation(rows) % SIZES[-1]
 
 
-def _relative(actual: list[np.ndarray], expected: list[np.ndarray]) -> float:
-    scale = max(float(np.max(np.abs(e))) for e in expected) or 1.0
-    return max(float(np.max(np.abs(a - e))) for a, e in zip(actual, expected, strict=True)) / scale
+def _relative(actual: list[Array], expected: list[Array]) -> float:
+    """max |actual − expected| over every array, relative to the largest |expected| (host arrays)."""
+    xp = get_backend("numpy").xp
+    scale = max(float(xp.max(xp.abs(e))) for e in expected) or 1.0
+    return max(float(xp.max(xp.abs(a - e))) for a, e in zip(actual, expected, strict=True)) / scale
 
 
 def gradient_check(backend: Backend, activation: str, output: str, cost: str) -> Check:
@@ -79,15 +85,15 @@ def gradient_check(backend: Backend, activation: str, output: str, cost: str) ->
     X, labels = _data()
     nabla_b, nabla_w = net.backprop(X, labels)
     analytic = [backend.to_numpy(g) for g in (*nabla_w, *nabla_b)]
-    numeric = []
+    numeric, xp = [], get_backend("numpy").xp
     for group in ("weights", "biases"):
         for l, param in enumerate(getattr(net, group)):
-            host = backend.to_numpy(param).copy()
-            grad = np.zeros_like(host)
-            for index in np.ndindex(host.shape):
+            host = xp.asarray(backend.to_numpy(param), copy=True)
+            grad = xp.zeros_like(host)
+            for index in itertools.product(*(range(size) for size in host.shape)):
                 costs = []
                 for step in (FD_STEP, -FD_STEP):
-                    moved = host.copy()
+                    moved = xp.asarray(host, copy=True)
                     moved[index] += step
                     getattr(net, group)[l] = backend.asarray(moved)
                     costs.append(net.cost(X, labels))

@@ -11,9 +11,8 @@ import bpgpu
 
 PACKAGE = pathlib.Path(bpgpu.__file__).parent
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "array_api_strict"}
-# Host-side file I/O (data sets, checkpoints) and the installation check's host-side perturbations:
-# they hold no equations and work on host arrays by design.
-HOST_DATA_MODULES = {"datasets.py", "_splits.py", "mnist.py", "checkpoint.py", "selfcheck.py"}
+# Host-side file I/O (data sets, checkpoints): no equations, host arrays by design.
+HOST_DATA_MODULES = {"datasets.py", "mnist.py", "checkpoint.py"}
 
 
 def imported_roots(path: pathlib.Path) -> set[str]:
