@@ -197,38 +197,30 @@ def train(
     progress: Callable[[int, int], None] | None,
 ) -> list[EpochRecord]:
     """`Network.SGD`'s loop over epochs and mini-batches, on a validated `plan` (see its docstring)."""
-    x, y, epochs, mini_batch_size, eta, rule = (
-        plan.x,
-        plan.y,
-        plan.epochs,
-        plan.mini_batch_size,
-        plan.eta,
-        plan.rule,
-    )
-    monitor, test, evaluation, early_stopping = plan.monitor, plan.test, plan.evaluation, plan.early_stopping
-    watching = early_stopping is not None or plan.eta_schedule is not None
+    x, y, rule, monitor = plan.x, plan.y, plan.rule, plan.monitor
     xp, n, history = net.xp, x.shape[0], []
     rule = rule._replace(n=n if parallel is None else parallel.total_rows(n))
     measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
-    if evaluation is not None:
-        ex, labels = evaluation
+    if plan.evaluation is not None:
+        ex, labels = plan.evaluation
         ey = None
         if "evaluation_cost" in monitor:
             ey = bp.one_hot(labels, net.sizes[-1], net.backend.dtype(net.dtype), xp)
         measured["evaluation"] = (ex, ey, labels)
-    tracker = Patience(early_stopping, plan.eta_schedule, plan.patience, eta) if watching else None
+    watching = plan.early_stopping is not None or plan.eta_schedule is not None
+    tracker = Patience(plan.early_stopping, plan.eta_schedule, plan.patience, plan.eta) if watching else None
     best = (net.weights, net.biases)  # arrays are never changed in place: keeping them is enough
     if rule.momentum:
         rule = rule._replace(
             velocities=([xp.zeros_like(w) for w in net.weights], [xp.zeros_like(b) for b in net.biases])
         )
     try:
-        for epoch in range(epochs):
+        for epoch in range(plan.epochs):
             start = time.perf_counter()
-            rate = eta if tracker is None else tracker.eta
+            rate = plan.eta if tracker is None else tracker.eta
             order = net.backend.asarray(net._random.permutation(n))
-            for k in range(0, n, mini_batch_size):
-                end = min(k + mini_batch_size, n)  # the standard leaves out-of-range stops undefined
+            for k in range(0, n, plan.mini_batch_size):
+                end = min(k + plan.mini_batch_size, n)  # the standard leaves out-of-range stops undefined
                 rows = order[k:end]  # gather one batch on the device: no copy of the whole set
                 if parallel is None:
                     rule = net._step(xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate, rule)
@@ -239,7 +231,7 @@ def train(
                     )
                 if progress is not None:
                     progress(end, n)
-            values = measure(net, monitor, measured, test, rule)
+            values = measure(net, monitor, measured, plan.test, rule)
             record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
             history.append(record)
             if verbose:
@@ -256,6 +248,6 @@ def train(
         if parallel is not None:
             parallel.abort(error)  # the other ranks would wait in the next all-reduce forever
         raise
-    if early_stopping is not None:
+    if plan.early_stopping is not None:
         net.weights, net.biases = best
     return history
