@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__, datasets, distributed
+from . import _validation as check
 from .activations import ACTIVATIONS
 from .backends import BACKEND_NAMES, available_backends, get_backend
 from .checkpoint import load
@@ -113,9 +113,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="layer widths, input first (default: FEATURES 30 10)",
     )
-    train.add_argument("--epochs", type=_positive(int), default=30, help="(default 30)")
-    train.add_argument("--batch-size", type=_positive(int), default=10, help="mini-batch size (default 10)")
-    train.add_argument("--eta", type=_positive(float), default=3.0, help="learning rate (default 3.0)")
+    train.add_argument("--epochs", type=_positive_int, default=30, help="(default 30)")
+    train.add_argument("--batch-size", type=_positive_int, default=10, help="mini-batch size (default 10)")
+    train.add_argument("--eta", type=_positive_float, default=3.0, help="learning rate (default 3.0)")
     train.add_argument("--activation", choices=tuple(ACTIVATIONS), default="sigmoid")
     train.add_argument("--output-activation", choices=tuple(ACTIVATIONS), help="default: --activation")
     train.add_argument("--cost", choices=tuple(COSTS), default="quadratic")
@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--momentum", type=_at_least_zero, default=0.0, help="μ in [0, 1) (default 0)")
     train.add_argument(
         "--early-stopping",
-        type=_positive(int),
+        type=_positive_int,
         metavar="N",
         help="stop after N epochs without better validation accuracy; keep the best",
     )
@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=SCHEDULES,
         help="halve eta after --patience epochs without improvement, stop below eta/128",
     )
-    train.add_argument("--patience", type=_positive(int), default=10, help="for --eta-schedule (default 10)")
+    train.add_argument("--patience", type=_positive_int, default=10, help="for --eta-schedule (default 10)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.add_argument("--seed", type=int, default=1, help="seed for parameters and shuffling (default 1)")
     train.add_argument("--save", metavar="MODEL", help="write the trained model (.npz) here")
@@ -161,30 +161,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(kind: type) -> Callable[[str], int | float]:
-    """An argparse type: a positive finite `kind` (int or float)."""
+def _argument(
+    parse: Callable[[str], Any], check: Callable[[Any, str], Any], expected: str
+) -> Callable[[str], Any]:
+    """An argparse type: `text` parsed, then checked by one of bpgpu's own boundary checks."""
 
-    def parse(text: str) -> int | float:
+    def convert(text: str) -> Any:
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
+            return check(parse(text), "value")
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
 
-    parse.__name__ = kind.__name__
-    return parse
+    return convert
 
 
-def _at_least_zero(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}")
-    return value
+_positive_int = _argument(int, check.positive_int, "a positive int")
+_positive_float = _argument(float, check.positive_real, "a positive float")
+_at_least_zero = _argument(float, check.non_negative_real, "a number ≥ 0")
 
 
 # ---- train ----------------------------------------------------------------------------------------

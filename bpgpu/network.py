@@ -314,12 +314,9 @@ class Network:
         epochs = check.positive_int(epochs, "epochs")
         mini_batch_size = check.positive_int(mini_batch_size, "mini_batch_size")
         eta = check.positive_real(eta, "eta")
-        rule = Rule(
-            check.non_negative_real(lmbda, "lmbda"),
-            1,
-            check.choice(regularization, "regularization", REGULARIZATIONS),
-            check.fraction(momentum, "momentum"),
-        )
+        lmbda = check.non_negative_real(lmbda, "lmbda")
+        regularization = check.choice(regularization, "regularization", REGULARIZATIONS)
+        momentum = check.fraction(momentum, "momentum")
         monitor = check.names(monitor, "monitor", MONITORS)
         if early_stopping is not None:
             early_stopping = check.positive_int(early_stopping, "early_stopping")
@@ -331,6 +328,7 @@ class Network:
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
         x = self._x(X, "training_data X")
         y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
+        rule = Rule(lmbda, x.shape[0], regularization, momentum)  # n: the training rows
         test = self._labelled(test_data, "test_data")
         evaluation = self._labelled(evaluation_data, "evaluation_data")
         watching = early_stopping is not None or eta_schedule is not None

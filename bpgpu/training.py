@@ -199,7 +199,8 @@ def train(
     """`Network.SGD`'s loop over epochs and mini-batches, on a validated `plan` (see its docstring)."""
     x, y, rule, monitor = plan.x, plan.y, plan.rule, plan.monitor
     xp, n, history = net.xp, x.shape[0], []
-    rule = rule._replace(n=n if parallel is None else parallel.total_rows(n))
+    if parallel is not None:  # sharded data: n is every rank's rows together
+        rule = rule._replace(n=parallel.total_rows(n))
     measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
     if plan.evaluation is not None:
         ex, labels = plan.evaluation
