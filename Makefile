@@ -13,7 +13,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
 # The benchmark harness (benchmarks/run.py): PyTorch rows say "not installed" unless it is in .venv
-# (pip install torch); results land in benchmarks/results/.
+# (pip install torch); the table lands in benchmarks/results/local/ (ignored by git).
 bench: $(VENV)/.installed-base
 	$(PY) -m benchmarks.run
 
@@ -42,7 +42,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	touch $@
 
 # Data-parallel training over MPI on this machine: 1 rank x 2 threads vs 2 ranks x 1 thread, and the
-# all-reduce time per step (writes benchmarks/results/dist-<machine>-<date>.md).
+# all-reduce time per step (writes benchmarks/results/local/dist-<machine>-<date>.md).
 bench-dist: $(VENV)/.installed-mpi
 	$(PY) -m benchmarks.dist
 

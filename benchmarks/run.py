@@ -30,6 +30,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 IMPLS = ("bpgpu-numpy", "bpgpu-cupy", "bpgpu-torch", "torch", "book-loop", "gemm-floor")
 # Thread counts tried per workload: W1's tiny products run fastest on one thread (two threads only add
 # synchronisation); W3's large ones on every core, for every implementation alike.
+# Where a plain run writes its table: ignored by git, so `make bench` leaves the checkout clean. The
+# committed tables in benchmarks/results/ are written with --out benchmarks/results.
+LOCAL_RESULTS = Path(__file__).parent / "results" / "local"
 DEFAULT_THREADS = {"W1": (1, 2), "W2": (1, 2), "W3": (os.cpu_count() or 1,)}
 
 
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", help="thread counts to try (default: per workload)")
     parser.add_argument("--rows", type=int, help="override every workload's rows (for quick checks)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default=str(LOCAL_RESULTS), help=f"(default {LOCAL_RESULTS}, ignored by git)")
     args = parser.parse_args(argv)
     if args.child:
         impl, workload, threads, epochs, *rows = args.child
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     results.setdefault((workload, impl, threads), []).append(outcome)
                     print(
-                        f"{workload} {impl:<12} {threads} thread(s): {outcome['seconds'][0]:.3f} s",
+                        f"{workload} {impl:<12} {threads} thread(s): {seconds(outcome['seconds'][0])} s",
                         flush=True,
                     )
     memory = None
@@ -140,6 +143,11 @@ def write_report(report: str, out: str, prefix: str = "") -> Path:
     print(report)
     print(f"wrote {path}")
     return path
+
+
+def seconds(value: float) -> str:
+    """A time in four significant digits: 11.92, 0.588, 0.0004123; never rounded to 0 on a fast machine."""
+    return f"{value:.4g}"
 
 
 def summarise(runs: list[dict]) -> tuple[float, float, float]:
@@ -200,7 +208,8 @@ def render(results: dict, args: argparse.Namespace, missing: list[str], memory: 
             peak = max(r["peak_rss"] for r in runs) / 2**20
             extrapolated = " (extrapolated from 1000 batches)" if impl == "book-loop" else ""
             lines.append(
-                f"| {workload} | {impl}{extrapolated} | {threads} | {median:.3f} ({low:.3f}–{high:.3f}) | "
+                f"| {workload} | {impl}{extrapolated} | {threads} | {seconds(median)} "
+                f"({seconds(low)}–{seconds(high)}) | "
                 f"{ratio_torch} | {ratio_floor} | {peak:.0f} MiB |"
             )
     lines += ["", "Workloads: " + "; ".join(f"{w.name} {w.describe()}" for w in WORKLOADS.values()), ""]

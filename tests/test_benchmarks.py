@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import shutil
 import subprocess
 import sys
+
+import pytest
+
+from benchmarks import run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -30,3 +35,18 @@ def test_harness_writes_a_results_table_with_every_implementation(tmp_path):
         if cells[3] != "not installed":
             assert float(cells[3].split()[0]) > 0 and cells[6].endswith("MiB")
     assert "Memory, bpgpu-numpy W1, one SGD call of 3 epochs: peak RSS" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(11.924, "11.92"), (0.5881, "0.5881"), (0.00041234, "0.0004123"), (3e-7, "3e-07")]
+)
+def test_times_keep_four_significant_digits_however_fast_the_machine(value, shown):
+    assert run.seconds(value) == shown and float(shown) > 0
+
+
+def test_a_plain_run_writes_where_git_ignores_it():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout (or git is not installed): nothing to keep clean")
+    probe = run.LOCAL_RESULTS.relative_to(ROOT) / "machine-2026-01-01.md"
+    result = subprocess.run(["git", "check-ignore", "-q", str(probe)], cwd=ROOT, timeout=60)
+    assert result.returncode == 0, f"{probe} would show in git status"
