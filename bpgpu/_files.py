@@ -1,12 +1,42 @@
-"""Writing files so that an interrupted write never leaves a broken file where a good one was."""
+"""Files on disk: reading only regular files, and writing so that an interrupted write never leaves a
+broken file where a good one was."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from typing import IO
+
+
+def open_regular(path: str | os.PathLike[str], what: str) -> IO[bytes]:
+    """`path` opened for binary reading, if it is a regular file (after following links).
+
+    A FIFO, a device such as /dev/zero, a socket or a directory raises `ValueError` naming the file
+    and `what` was expected; nothing is read from it, and opening never blocks: the file is opened
+    non-blocking and checked with `fstat` on the open descriptor, so it cannot be swapped in between.
+    A missing file raises `FileNotFoundError`.
+    """
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except IsADirectoryError:
+        raise ValueError(f"{name}: is a directory; expected {what}") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{name}: no such file; expected {what}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ValueError(f"{name}: is {kind}; expected {what}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @contextlib.contextmanager
