@@ -2,18 +2,24 @@
 
 __version__ = "0.1.0"  # first, so that modules below can import it
 
+from . import datasets, distributed, plots  # `bpgpu.plots.plot_history(...)` works after `import bpgpu`
 from .backends import BACKEND_NAMES, Backend, available_backends, get_backend
 from .checkpoint import load
 from .network import Network
-from .training import EpochRecord
+from .training import EpochRecord, TrainingDivergedError, TrainingInterrupted
 
 __all__ = [
     "BACKEND_NAMES",
     "Backend",
     "EpochRecord",
     "Network",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
     "__version__",
     "available_backends",
+    "datasets",
+    "distributed",
     "get_backend",
     "load",
+    "plots",
 ]

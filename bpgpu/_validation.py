@@ -6,6 +6,7 @@ what came. These functions only read: they return validated values and never tou
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Sequence
@@ -21,70 +22,108 @@ DISTRIBUTION_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 def choice(value: Any, name: str, options: Sequence[str]) -> str:
     known = ", ".join(repr(o) for o in options)
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {known}; got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be one of {known}; got {show(value)} ({type(value).__name__})")
     if value not in options:
-        raise ValueError(f"{name} must be one of {known}; got {value!r}")
+        raise ValueError(f"{name} must be one of {known}; got {show(value)}")
     return value
 
 
 def names(value: Any, name: str, options: Sequence[str]) -> tuple[str, ...]:
     """A sequence of distinct names from `options` (a single string is a mistake, not a sequence)."""
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(f"{name} must be a tuple of names from {tuple(options)}; got {value!r}")
+        raise TypeError(f"{name} must be a tuple of names from {tuple(options)}; got {show(value)}")
     chosen = tuple(choice(v, f"each of {name}", options) for v in value)
     if len(set(chosen)) != len(chosen):
         raise ValueError(f"{name} names something twice: {chosen}")
     return chosen
 
 
+MAX_INT = 2**63 - 1  # counts (rows, widths, epochs) are int64 on every device
+MAX_SEED = 2**128  # numpy's SeedSequence draws 128 bits of entropy; larger seeds add nothing
+
+
+def show(value: Any) -> str:
+    """`value` for an error message; an integer too long to print (Python refuses over 4300 digits)
+    is described by its size instead."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) > 10**30:
+        return f"an integer of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer; got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be a positive integer; got {show(value)} ({type(value).__name__})")
     if value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value}")
+        raise ValueError(f"{name} must be a positive integer; got {show(value)}")
+    if value > MAX_INT:
+        raise ValueError(f"{name} must be a positive integer at most 2**63 - 1; got {show(value)}")
     return int(value)
 
 
-def positive_real(value: Any, name: str) -> float:
+def _real(value: Any, name: str, expected: str) -> float:
+    """`value` as a float, for a number that must be `expected`; too large for a float is a ValueError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive finite number; got {value!r} ({type(value).__name__})")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number; got {value}")
-    return float(value)
+        raise TypeError(f"{name} must be {expected}; got {show(value)} ({type(value).__name__})")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be {expected}; got {show(value)}, too large for a float") from None
+
+
+def positive_real(value: Any, name: str) -> float:
+    number = _real(value, name, "a positive finite number")
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a positive finite number; got {show(value)}")
+    return number
 
 
 def non_negative_real(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite number ≥ 0; got {value!r} ({type(value).__name__})")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number ≥ 0; got {value}")
-    return float(value)
+    number = _real(value, name, "a finite number ≥ 0")
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number ≥ 0; got {show(value)}")
+    return number
 
 
 def fraction(value: Any, name: str) -> float:
     """A number in [0, 1), such as a momentum coefficient."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1); got {value!r} ({type(value).__name__})")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1); got {value}")
-    return float(value)
+    number = _real(value, name, "a number in [0, 1)")
+    if not 0 <= number < 1:
+        raise ValueError(f"{name} must be in [0, 1); got {show(value)}")
+    return number
 
 
 def layer_sizes(sizes: Any) -> list[int]:
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-        raise TypeError(f"sizes must be a list of layer widths such as [784, 30, 10]; got {sizes!r}")
+        raise TypeError(f"sizes must be a list of layer widths such as [784, 30, 10]; got {show(sizes)}")
     if len(sizes) < 2:
-        raise ValueError(f"sizes needs at least 2 layers (input and output); got {list(sizes)}")
+        raise ValueError(f"sizes needs at least 2 layers (input and output); got {show(list(sizes))}")
     return [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+
+
+def parameters_fit(sizes: list[int], dtype: str, backend: Backend) -> None:
+    """A `ValueError` when the parameters of `sizes` alone would exceed the memory of `backend`'s
+    device (the host's for CPU backends), so that an impossible network fails at once, not after
+    drawing gigabytes of random numbers."""
+    count = sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(sizes))
+    needed = count * (4 if dtype == "float32" else 8)
+    limit = backend.memory_bytes()
+    if limit is not None and needed > limit:
+        raise ValueError(
+            f"sizes {show(sizes)} make {count:.3g} parameters, {needed / 2**30:.3g} GiB in {dtype}: "
+            f"more than the {limit / 2**30:.3g} GiB of memory of {backend.name} on {backend.device}"
+        )
 
 
 def seed(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"seed must be None or a non-negative integer; got {value!r}")
+        raise TypeError(f"seed must be None or a non-negative integer; got {show(value)}")
     if value < 0:
-        raise ValueError(f"seed must be None or a non-negative integer; got {value}")
+        raise ValueError(f"seed must be None or a non-negative integer; got {show(value)}")
+    if value >= MAX_SEED:
+        raise ValueError(f"seed must be below 2**128 (numpy's SeedSequence uses 128 bits); got {show(value)}")
     return int(value)
 
 

@@ -22,7 +22,7 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
-from .training import MONITORS, EpochRecord, Plan, Rule, totals, train
+from .training import MONITORS, EpochRecord, Plan, Rule, TrainingDivergedError, all_finite, totals, train
 
 Array = Any
 INITS = ("normal", "scaled")
@@ -98,6 +98,7 @@ class Network:
         self._random = HostRandom(check.seed(seed))
         self.seed = self._random.seed
         self.backend = get_backend(backend)
+        check.parameters_fit(self.sizes, self.dtype, self.backend)  # before drawing anything
         self.num_layers = len(self.sizes)
         hidden = [ACTIVATIONS[self.activation]] * (self.num_layers - 2)
         self._sigmas = [*hidden, ACTIVATIONS[self.output_activation]]
@@ -199,6 +200,9 @@ class Network:
         With `lmbda > 0` the weights also decay: w ← (1 − ηλ/n) w − η∇w for L2, or
         w ← w − (ηλ/n) sgn(w) − η∇w for L1, where `n` is the size of the whole training set
         (default: the rows of `X`).
+
+        Raises `TrainingDivergedError` (a `ValueError`), leaving the network unchanged, when the step
+        would make a parameter NaN or infinite.
         """
         eta = check.positive_real(eta, "eta")
         lmbda = check.non_negative_real(lmbda, "lmbda")
@@ -206,7 +210,14 @@ class Network:
         x = self._x(X)
         y = self._y(Y, x.shape[0])
         n = x.shape[0] if n is None else check.positive_int(n, "n")
-        self._step(x, y, eta, Rule(lmbda, n, regularization))
+        weights, biases, _ = self._step(x, y, eta, Rule(lmbda, n, regularization))
+        if not bool(all_finite([*weights, *biases], self.xp)):
+            raise TrainingDivergedError(
+                f"the step made a parameter NaN or infinite (eta={eta:g}"
+                + (f", lmbda={lmbda:g}" if lmbda else "")
+                + " is too large for this network?); the network is unchanged"
+            )
+        self.weights, self.biases = weights, biases
 
     @_on_device
     def SGD(  # noqa: N802 - the book's name
@@ -224,7 +235,7 @@ class Network:
         monitor: Sequence[str] = (),
         early_stopping: int | None = None,
         eta_schedule: str | None = None,
-        patience: int = 10,
+        patience: int | None = None,
         verbose: bool = False,
         callback: Callable[[EpochRecord], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
@@ -249,8 +260,14 @@ class Network:
 
         Stopping (needs `evaluation_data`; judged by evaluation accuracy): `early_stopping=n` stops
         after n epochs without a better accuracy and leaves the network with the parameters of its
-        best epoch. `eta_schedule="halve"` halves eta after `patience` epochs without improvement and
-        stops once eta falls below its starting value / 128.
+        best epoch. `eta_schedule="halve"` halves eta after `patience` (default 10) epochs without
+        improvement and stops once eta falls below its starting value / 128; `patience` without
+        `eta_schedule` is a `ValueError`.
+
+        Ending early: when a parameter or a monitored cost becomes NaN or infinite, `SGD` raises
+        `TrainingDivergedError` (a `ValueError`) at the end of that epoch, the network back where it
+        was when the epoch began (parameters and shuffle stream). Ctrl-C raises `TrainingInterrupted` (a
+        `KeyboardInterrupt`) saying exactly how many steps the network holds.
 
         Data parallel (`bpgpu.distributed`): with an MPI communicator `comm` (e.g.
         `mpi4py.MPI.COMM_WORLD`), every rank runs this same call with the same data and seed; each
@@ -322,7 +339,11 @@ class Network:
             early_stopping = check.positive_int(early_stopping, "early_stopping")
         if eta_schedule is not None:
             eta_schedule = check.choice(eta_schedule, "eta_schedule", SCHEDULES)
-        patience = check.positive_int(patience, "patience")
+        if patience is not None and eta_schedule is None:
+            raise ValueError(
+                f"patience={check.show(patience)} applies only with eta_schedule='halve'; got no eta_schedule"
+            )
+        patience = 10 if patience is None else check.positive_int(patience, "patience")
         check.optional_callable(callback, "callback")
         check.optional_callable(progress, "progress")
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
@@ -357,8 +378,9 @@ class Network:
 
     def _step(
         self, x: Array, y: Array, eta: float, rule: Rule, parallel: Any = None, rows: int | None = None
-    ) -> Rule:
-        """One update of every parameter by `rule`; returns the rule with its new velocities.
+    ) -> tuple[list[Array], list[Array], Rule]:
+        """One update of every parameter by `rule`: the new `(weights, biases, rule)`, the rule with
+        its new velocities. Nothing is assigned: the caller replaces the parameters in one go.
 
         With `parallel`, `x` holds this rank's part of a mini-batch of `rows` rows; the parts'
         gradients are summed across ranks (one all-reduce) before the update.
@@ -368,9 +390,7 @@ class Network:
             steps_b, steps_w = bp.backprop(*args, scale=eta, rows=rows)
             if parallel is not None:
                 steps_b, steps_w = parallel.sum_across_ranks(steps_b, steps_w)
-            # One assignment for both, so that an interrupt (Ctrl-C) never leaves half a step behind.
-            self.weights, self.biases = bp.descend(self.weights, steps_w), bp.descend(self.biases, steps_b)
-            return rule
+            return bp.descend(self.weights, steps_w), bp.descend(self.biases, steps_b), rule
         nabla_b, nabla_w = bp.backprop(*args, rows=rows)
         if parallel is not None:
             nabla_b, nabla_w = parallel.sum_across_ranks(nabla_b, nabla_w)
@@ -379,16 +399,10 @@ class Network:
                 self.weights, nabla_w, rule.lmbda, rule.n, rule.regularization, self.xp
             )
         if rule.velocities is None:
-            # One assignment for both, so that an interrupt (Ctrl-C) never leaves half a step behind.
-            self.weights, self.biases = (
-                bp.sgd_step(self.weights, nabla_w, eta),
-                bp.sgd_step(self.biases, nabla_b, eta),
-            )
-            return rule
+            return bp.sgd_step(self.weights, nabla_w, eta), bp.sgd_step(self.biases, nabla_b, eta), rule
         weights, v_w = bp.momentum_step(self.weights, rule.velocities[0], nabla_w, eta, rule.momentum)
         biases, v_b = bp.momentum_step(self.biases, rule.velocities[1], nabla_b, eta, rule.momentum)
-        self.weights, self.biases = weights, biases
-        return rule._replace(velocities=(v_w, v_b))
+        return weights, biases, rule._replace(velocities=(v_w, v_b))
 
     def _count_correct(self, x: Array, labels: Array) -> Array:
         return self._totals(x, None, labels)[1]

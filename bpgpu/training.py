@@ -1,12 +1,14 @@
-"""What `Network.SGD` reports each epoch, and the per-epoch metrics it computes on the device.
+"""What `Network.SGD` reports each epoch, the per-epoch metrics it computes on the device, its loop,
+and the two ways a training run can end early: diverging, and Ctrl-C.
 
 The metrics are sums over whole data sets, taken in chunks of rows so that memory stays bounded, and
-kept on the device; `Network.SGD` stacks every number an epoch needs into one array and brings that
-to the host in one transfer.
+kept on the device; `Network.SGD` stacks every number an epoch needs into one array (with one flag:
+whether every parameter is still finite) and brings that to the host in one transfer.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -60,6 +62,39 @@ class EpochRecord:
         return f"{head} ({self.seconds:.2f} s)"
 
 
+class TrainingDivergedError(ValueError):
+    """Training made a parameter or a monitored cost NaN or infinite: the learning rate, λ or the
+    data's scale is too large for the network.
+
+    The network is left with the last parameters known to be finite: those it had when the epoch
+    (or, for `update_mini_batch`, the step) began. `epoch` is the epoch that diverged (None for a
+    single step) and `history` holds the records of the epochs completed before it.
+    """
+
+    def __init__(self, message: str, epoch: int | None = None, history: Sequence[EpochRecord] = ()) -> None:
+        super().__init__(message)
+        self.epoch, self.history = epoch, list(history)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (KeyboardInterrupt) during `Network.SGD`, raised once the network holds a whole step.
+
+    The network's parameters are exactly those after `rows_done` of the `rows` training rows of
+    epoch `epoch` (0 ≤ rows_done ≤ rows; rows_done = 0 means the epoch had not taken a step);
+    `history` holds the records of the completed epochs. It is a `KeyboardInterrupt`, so code that
+    catches that still does.
+    """
+
+    def __init__(self, epoch: int, rows_done: int, rows: int, history: Sequence[EpochRecord]) -> None:
+        super().__init__(f"interrupted in epoch {epoch} after {rows_done} of its {rows} rows")
+        self.epoch, self.rows_done, self.rows, self.history = epoch, rows_done, rows, list(history)
+
+
+def all_finite(arrays: Sequence[Array], xp: Any) -> Array:
+    """Whether every value of every array is finite, as a 0-d boolean device array (no transfer)."""
+    return xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in arrays]))
+
+
 def totals(
     weights: Sequence[Array],
     biases: Sequence[Array],
@@ -108,9 +143,11 @@ def measure(
     """Everything an epoch reports, computed on the device and brought to the host in one transfer.
 
     `measured[prefix]` is `(x, targets or None, labels or None)` for "training" and "evaluation".
-    Returns keyword arguments for `EpochRecord`.
+    Returns keyword arguments for `EpochRecord`, and whether the epoch stayed finite: every
+    parameter, and every cost it measured.
     """
-    xp, wanted = net.xp, {}
+    xp = net.xp
+    wanted = {"finite": all_finite([*net.weights, *net.biases], xp)}
     if test is not None:
         wanted["correct"] = net._count_correct(*test)
     for prefix, (x, y, labels) in measured.items():
@@ -129,14 +166,13 @@ def measure(
                 )
         if correct is not None:
             wanted[accuracy_name] = xp.astype(correct, xp.float64) / rows
-    values: dict[str, Any] = {}
-    if wanted:
-        stacked = xp.stack([xp.astype(v, xp.float64) for v in wanted.values()])
-        values = dict(zip(wanted, net.backend.to_numpy(stacked).tolist(), strict=True))
+    stacked = xp.stack([xp.astype(v, xp.float64) for v in wanted.values()])
+    values = dict(zip(wanted, net.backend.to_numpy(stacked).tolist(), strict=True))
     net.backend.synchronize()
+    finite = values.pop("finite") == 1.0 and all(math.isfinite(v) for v in values.values())
     if test is not None:
         values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
-    return values
+    return values, finite
 
 
 class Patience:
@@ -215,24 +251,36 @@ def train(
         rule = rule._replace(
             velocities=([xp.zeros_like(w) for w in net.weights], [xp.zeros_like(b) for b in net.biases])
         )
+    # What the network holds and how far it got, replaced in one assignment after every step, so a
+    # Ctrl-C anywhere can put the network back to a whole step and say exactly which one.
+    state = (net.weights, net.biases, 0, 0)  # weights, biases, epoch, rows of that epoch done
     try:
         for epoch in range(plan.epochs):
             start = time.perf_counter()
+            began, stream = (net.weights, net.biases), net._random.shuffle_state
             rate = plan.eta if tracker is None else tracker.eta
             order = net.backend.asarray(net._random.permutation(n))
+            state = (*began, epoch, 0)
             for k in range(0, n, plan.mini_batch_size):
                 end = min(k + plan.mini_batch_size, n)  # the standard leaves out-of-range stops undefined
                 rows = order[k:end]  # gather one batch on the device: no copy of the whole set
                 if parallel is None:
-                    rule = net._step(xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate, rule)
+                    weights, biases, rule = net._step(
+                        xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate, rule
+                    )
                 else:
                     mine = rows[slice(*parallel.share(end - k))]
-                    rule = net._step(
+                    weights, biases, rule = net._step(
                         xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), rate, rule, parallel, end - k
                     )
+                state = (weights, biases, epoch, end)
+                net.weights, net.biases = weights, biases
                 if progress is not None:
                     progress(end, n)
-            values = measure(net, monitor, measured, plan.test, rule)
+            values, finite = measure(net, monitor, measured, plan.test, rule)
+            if not finite:  # back to where the epoch began, shuffle stream included
+                (net.weights, net.biases), net._random.shuffle_state = began, stream
+                raise _diverged(epoch, plan, history)
             record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
             history.append(record)
             if verbose:
@@ -245,6 +293,9 @@ def train(
                     best = (net.weights, net.biases)
                 if stop:
                     break
+    except KeyboardInterrupt:
+        net.weights, net.biases, epoch, done = state
+        raise TrainingInterrupted(epoch, done, n, history) from None
     except Exception as error:
         if parallel is not None:
             parallel.abort(error)  # the other ranks would wait in the next all-reduce forever
@@ -252,3 +303,14 @@ def train(
     if plan.early_stopping is not None:
         net.weights, net.biases = best
     return history
+
+
+def _diverged(epoch: int, plan: Plan, history: list[EpochRecord]) -> TrainingDivergedError:
+    kept = f"after epoch {epoch - 1}" if epoch else "before training"
+    settings = f"eta={plan.eta:g}" + (f", lmbda={plan.rule.lmbda:g}" if plan.rule.lmbda else "")
+    return TrainingDivergedError(
+        f"training diverged in epoch {epoch}: a parameter or the cost became NaN or infinite "
+        f"({settings} is too large for this network?); the network keeps its parameters from {kept}",
+        epoch,
+        history,
+    )

@@ -258,7 +258,8 @@ def test_the_halving_schedule_changes_the_rate_sgd_uses():
         ({"eta_schedule": "halve"}, ValueError, r"eta_schedule need evaluation_data"),
         ({"eta_schedule": "cosine"}, ValueError, "eta_schedule must be one of 'halve'"),
         ({"early_stopping": 0}, ValueError, "early_stopping must be a positive integer"),
-        ({"patience": 0}, ValueError, "patience must be a positive integer"),
+        ({"patience": 0, "eta_schedule": "halve"}, ValueError, "patience must be a positive integer"),
+        ({"patience": 3}, ValueError, "patience=3 applies only with eta_schedule='halve'"),
     ],
 )
 def test_bad_options_raise_and_change_nothing(options, error, message):

@@ -233,3 +233,83 @@ def test_bad_monitoring_options_raise_before_any_step(options, error, message):
         net.SGD((X, labels), 1, 5, 1.0, **options)
     for got, want in zip(params(net), before, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+# ---- ending early: divergence and Ctrl-C ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"eta": 1e308}, {"eta": 1.0, "lmbda": 1e308}, {"eta": 1e30, "activation": "identity"}],
+    ids=["eta", "lmbda", "identity"],
+)
+def test_training_that_diverges_says_so_and_keeps_the_last_finite_parameters(backend, options, tmp_path):
+    """Without warnings (pytest turns them into errors), and with a network that saves and loads."""
+    options = dict(options)
+    activation = options.pop("activation", "sigmoid")
+    net = bpgpu.Network(SIZES, activation=activation, backend=backend, seed=3)
+    X, labels = data()
+    before, stream = params(net), net._random.shuffle_state
+    with pytest.raises(
+        training.TrainingDivergedError, match=r"training diverged in epoch 0: .*before training"
+    ):
+        net.SGD((X, labels), 3, 5, options.pop("eta"), **options)
+    for got, want in zip(params(net), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert net._random.shuffle_state == stream  # the network is exactly as it was
+    net.save(tmp_path / "m.npz")
+    assert bpgpu.load(tmp_path / "m.npz", backend="numpy").sizes == SIZES
+
+
+def test_divergence_after_good_epochs_keeps_the_last_good_epoch_and_its_history(backend):
+    net = bpgpu.Network(SIZES, activation="identity", backend=backend, seed=3, dtype="float64")
+    X, labels = data()
+    kept = [params(net)]
+    # identity neurons, with a rate that makes the weights grow every step: finite for an epoch
+    with pytest.raises(training.TrainingDivergedError) as info:
+        net.SGD((X, labels), 40, 5, 0.2, callback=lambda r: kept.append(params(net)))
+    error = info.value
+    assert error.epoch is not None and error.epoch >= 1, "diverged at once: the test needs finite epochs"
+    assert [r.epoch for r in error.history] == list(range(error.epoch))
+    assert f"after epoch {error.epoch - 1}" in str(error)
+    for got, want in zip(params(net), kept[-1], strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert np.all(np.isfinite(got))
+
+
+def test_a_step_that_would_diverge_leaves_the_network_unchanged(backend):
+    net = bpgpu.Network(SIZES, backend=backend, seed=3)
+    X, labels = data()
+    before = params(net)
+    with pytest.raises(training.TrainingDivergedError, match="the network is unchanged"):
+        net.update_mini_batch(X, labels, 1e308)
+    for got, want in zip(params(net), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_ctrl_c_leaves_exactly_the_steps_it_reports(backend):
+    """KeyboardInterrupt from the progress callback, after 20 rows of epoch 1: the network holds one
+    whole epoch and two steps of ten rows, as replaying those steps with update_mini_batch shows."""
+    X, labels = data()
+    net = bpgpu.Network(SIZES, backend=backend, seed=5, dtype="float64")
+
+    def progress(done, rows):
+        if len(seen) == 1 and done == 20:
+            raise KeyboardInterrupt
+
+    seen = []
+    with pytest.raises(training.TrainingInterrupted) as info:
+        net.SGD((X, labels), 5, 10, 0.5, callback=seen.append, progress=progress)
+    stop = info.value
+    assert isinstance(stop, KeyboardInterrupt)
+    assert (stop.epoch, stop.rows_done, stop.rows, len(stop.history)) == (1, 20, 30, 1)
+    assert str(stop) == "interrupted in epoch 1 after 20 of its 30 rows"
+
+    replay = bpgpu.Network(SIZES, backend="numpy", seed=5, dtype="float64")
+    replay.SGD((X, labels), 1, 10, 0.5)
+    order = replay._random.permutation(30)
+    for k in (0, 10):
+        rows = order[k : k + 10]
+        replay.update_mini_batch(X[rows], labels[rows], 0.5)
+    for got, want in zip(params(net), params(replay), strict=True):
+        assert_close(got, want, "float64")

@@ -190,6 +190,12 @@ def test_cross_entropy_targets_must_lie_in_the_unit_interval(backend):
         ({"test_data": (X, LABELS + 5)}, ValueError, r"test_data labels must lie in \[0, 3\)"),
         ({"test_data": (X, Y)}, ValueError, "test_data labels must be 1-d class labels"),
         ({"test_data": (X, LABELS[:3])}, ValueError, "^test_data X has 6 rows but test_data labels has 3"),
+        # Python ints too large for a float are a ValueError, not an OverflowError.
+        ({"eta": 10**400}, ValueError, "eta must be a positive finite number; got an integer of about 401"),
+        ({"lmbda": 10**400}, ValueError, "lmbda must be a finite number ≥ 0; got an integer of about 401"),
+        ({"momentum": 10**400}, ValueError, r"momentum must be a number in \[0, 1\); got an integer"),
+        ({"epochs": 10**5000}, ValueError, "epochs must be a positive integer at most 2\\*\\*63 - 1"),
+        ({"mini_batch_size": 2**63}, ValueError, "mini_batch_size must be a positive integer at most"),
     ],
 )
 def test_bad_sgd_arguments_change_nothing(net, kwargs, error, match):
@@ -293,3 +299,34 @@ def test_own_backend_arrays_and_python_lists_are_accepted(backend):
     np.testing.assert_array_equal(from_device, from_host)
     np.testing.assert_array_equal(from_list, from_host)
     assert net.evaluate(X, LABELS.tolist()) == net.evaluate(X, backend.asarray(LABELS))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda net: net.update_mini_batch(X, LABELS, 10**400), "eta must be a positive finite number"),
+        (lambda net: net.update_mini_batch(X, LABELS, 1.0, lmbda=0.5, n=10**400), "n must be a positive int"),
+        (lambda net: net.update_mini_batch(X, LABELS, 1.0, lmbda=10**400), "lmbda must be a finite number"),
+        (lambda net: net.total_cost(X, LABELS, 10**400), "lmbda must be a finite number ≥ 0; got an integer"),
+    ],
+)
+def test_integers_too_large_for_a_float_are_value_errors(net, call, match):
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=match):
+        call(net)
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("seed", [2**128, 10**5000], ids=["2**128", "10**5000"])
+def test_seeds_beyond_what_numpy_uses_are_refused_with_a_printable_message(seed):
+    with pytest.raises(ValueError, match="seed must be below 2\\*\\*128"):
+        bpgpu.Network(SIZES, seed=seed)
+
+
+def test_a_network_larger_than_memory_is_refused_before_anything_is_drawn():
+    from fuzzing import MiB, bounded
+
+    with bounded(seconds=10, memory=16 * MiB), pytest.raises(ValueError) as info:
+        bpgpu.Network([115711875] * 4, backend="numpy")
+    message = str(info.value)
+    assert "4.02e+16 parameters" in message and "GiB of memory of numpy on cpu" in message

@@ -15,6 +15,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from .host import host_memory_bytes
+
 _NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, floating: what can be cast to a float dtype
 
 
@@ -85,10 +87,17 @@ class Backend:
     def synchronize(self) -> None:
         """Wait until all queued work on the device has finished (a no-op on the CPU)."""
 
-    def activate(self) -> contextlib.AbstractContextManager[Any]:
-        """A context in which new arrays and kernels go to this backend's device.
+    def memory_bytes(self) -> int | None:
+        """The most memory this backend's arrays could ever use: the device's total (the host's for
+        CPU backends), or None when unknown. `Network` refuses sizes whose parameters exceed it."""
+        return host_memory_bytes()
 
-        A no-op where the library places work by its arrays alone; CuPy follows a *current* device.
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which new arrays and kernels go to this backend's device, and in which
+        floating-point overflow is silent (bpgpu checks results for NaN and infinity itself).
+
+        A no-op where the library places work by its arrays alone and never warns; CuPy follows a
+        *current* device; NumPy warns unless told not to.
         """
         return contextlib.nullcontext()
 

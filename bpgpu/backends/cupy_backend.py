@@ -35,6 +35,9 @@ class CupyBackend(Backend):
     def synchronize(self) -> None:
         self.device.synchronize()
 
+    def memory_bytes(self) -> int | None:
+        return int(self.device.mem_info[1])  # (free, total) bytes of the device
+
     def activate(self) -> Any:
         return self.device  # a cupy.cuda.Device is a context manager that makes it current
 
@@ -43,7 +46,7 @@ def load() -> CupyBackend:
     try:
         cupy = importlib.import_module("cupy")
     except Exception as exc:  # ImportError, or a broken install raising anything else
-        raise unavailable("cupy", 'install it with pip install "bpgpu[cuda12]"', exc) from exc
+        raise unavailable("cupy", "install it with pip install cupy-cuda12x (or cupy-cuda13x)", exc) from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
         if count > 0:

@@ -1,14 +1,32 @@
-"""Host-side randomness: every random number bpgpu uses is drawn here, on the CPU.
+"""The host's side of every backend: randomness, and how much memory the host has.
 
-Drawing on the host from a seeded `numpy.random.Generator`, then moving the result to the device,
-makes the same seed give bit-identical networks and the same shuffles on every backend.
+Every random number bpgpu uses is drawn here, on the CPU: drawing on the host from a seeded
+`numpy.random.Generator`, then moving the result to the device, makes the same seed give
+bit-identical networks and the same shuffles on every backend.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 import numpy as np
+
+
+def host_memory_bytes() -> int | None:
+    """The host's physical memory, or the process's address-space limit when that is lower; None
+    where neither can be read."""
+    limits = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # sysconf: POSIX only
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    with contextlib.suppress(ImportError, AttributeError, ValueError, OSError):  # resource: POSIX only
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    return min(limits, default=None)
 
 
 class HostRandom:
@@ -46,3 +64,9 @@ class HostRandom:
                 f"not a valid shuffle state for {type(generator.bit_generator).__name__}: {exc}"
             ) from exc
         self._shuffle = generator
+
+
+def quiet_floating_point() -> Any:
+    """A context in which NumPy computes overflow, 0/0 and the like without warning (its results
+    are inf and NaN, which bpgpu detects); for the backends whose arrays NumPy computes."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")

@@ -36,6 +36,11 @@ class TorchBackend(Backend):
     def to_numpy(self, array: Any) -> np.ndarray:
         return array.detach().cpu().numpy()
 
+    def memory_bytes(self) -> int | None:
+        if self.device.type == "cuda":
+            return int(self._torch.cuda.get_device_properties(self.device).total_memory)
+        return super().memory_bytes()
+
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)
@@ -46,7 +51,7 @@ def load() -> TorchBackend:
         torch = importlib.import_module("torch")
         xp = importlib.import_module("array_api_compat.torch")
     except Exception as exc:  # ImportError, or a broken install (missing CUDA libraries: OSError)
-        raise unavailable("torch", 'install it with pip install "bpgpu[torch]"', exc) from exc
+        raise unavailable("torch", "install it with pip install torch", exc) from exc
     if torch.cuda.is_available():
         device = torch.device("cuda", torch.cuda.current_device())
     else:
