@@ -26,7 +26,7 @@ SCALE = int(os.environ.get("BPGPU_FUZZ_SCALE", "1") or "1")
 HARD_LIMIT_SLACK = 1 << 30  # the address-space guard sits this far above the measured limit
 
 
-class OutOfTime(BaseException):  # noqa: N818 - not an Exception: code under test must not swallow it
+class OutOfTime(BaseException):  # not an Exception: code under test must not swallow it
     """The block ran past its `bounded(seconds=...)`."""
 
 
@@ -55,6 +55,8 @@ def bounded(seconds: float = 10.0, memory: int = 64 * MiB) -> Iterator[None]:
     try:
         with _address_space_guard(memory + HARD_LIMIT_SLACK):
             yield
+    except OutOfTime as late:  # now a plain failure, which hypothesis can shrink and report
+        raise AssertionError(f"the call ran past its {seconds} s (a hang?)") from late
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -62,7 +64,9 @@ def bounded(seconds: float = 10.0, memory: int = 64 * MiB) -> Iterator[None]:
         if not tracing:
             tracemalloc.stop()
     used = peak - start
-    assert used <= memory, f"the call allocated {used / MiB:.1f} MiB at its peak; the limit is {memory / MiB:.0f}"
+    assert used <= memory, (
+        f"the call allocated {used / MiB:.1f} MiB at its peak; the limit is {memory / MiB:.0f}"
+    )
 
 
 def _out_of_time(signum: int, frame: object) -> None:

@@ -6,6 +6,7 @@ import fcntl
 import os
 import pathlib
 import pty
+import re
 import select
 import signal
 import struct
@@ -120,27 +121,37 @@ def test_plot_without_matplotlib_says_how_to_install_it_before_training(monkeypa
     assert main(["train", "--plot", str(tmp_path / "c.png")]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""  # nothing trained
-    assert 'pip install "bpgpu[plot]"' in captured.err and captured.err.count("\n") == 1
+    assert "pip install matplotlib" in captured.err and captured.err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
         (["train", "--epochs", "0"], 2, "argument --epochs: expected a positive int, got '0'"),
-        (["train", "--eta", "-1"], 2, "argument --eta: expected a positive float"),
+        (["train", "--eta", "-1"], 2, "argument --eta: expected a positive finite number"),
         (["train", "--batch-size", "ten"], 2, "expected a positive int, got 'ten'"),
         (["train", "--activation", "swish"], 2, "invalid choice: 'swish'"),
-        (["train", "--cost", "cross_entropy", "--activation", "relu"], 1, "needs an output activation"),
-        (["train", "--backend", "tpu"], 1, "unknown backend 'tpu'"),
+        (["train", "--activation", "softmax"], 2, "invalid choice: 'softmax'"),
+        (["train", "--cost", "cross_entropy", "--activation", "relu"], 2, "--cost cross_entropy needs"),
+        (["train", "--cost", "log_likelihood"], 2, "--cost log_likelihood needs --output-activation softmax"),
+        (["train", "--backend", "tpu"], 2, "argument --backend: expected one of auto, numpy"),
+        (["train", "--backend", "nope"], 2, "argument --backend: expected one of auto, numpy"),
         (["train", "--data", "no/such/mnist.pkl.gz"], 1, "no such file or directory"),
         (["train", "--sizes", "784", "30", "10"], 1, "must start with the data's 64 input features"),
+        (["train", "--sizes", "64", "0", "10"], 2, "argument --sizes: expected a positive int, got '0'"),
         (["train", "--sizes", "64", "30", "5"], 1, "must end with at least 10 outputs"),
+        (["train", "--seed", "-1"], 2, "argument --seed: expected an integer in [0, 2**128)"),
         (["train", "--save", "no/such/dir/m.npz"], 1, "does not exist"),
+        (["train", "--save", ""], 2, "argument --save: expected a file name, got ''"),
+        (["train", "--plot", ""], 2, "argument --plot: expected a file name, got ''"),
         (["train", "--plot", "curves.txt"], 1, "cannot draw curves.txt: format 'txt'"),
         (["train", "--save", "m.png", "--plot", "m.png"], 1, "--save and --plot name the same file"),
-        (["train", "--momentum", "1.5"], 1, "momentum must be in [0, 1)"),
-        (["train", "--lmbda", "-1"], 2, "argument --lmbda: expected a number ≥ 0"),
+        (["train", "--momentum", "1.5"], 2, "argument --momentum: expected a number in [0, 1), got '1.5'"),
+        (["train", "--momentum", "1"], 2, "argument --momentum: expected a number in [0, 1), got '1'"),
+        (["train", "--lmbda", "-1"], 2, "argument --lmbda: expected a finite number ≥ 0"),
+        (["train", "--eta", "1e400"], 2, "argument --eta: expected a positive finite number"),
         (["train", "--eta-schedule", "cosine"], 2, "invalid choice: 'cosine'"),
+        (["train", "--patience", "3"], 2, "--patience applies only with --eta-schedule halve"),
         (["evaluate", "missing.npz"], 1, "missing.npz: no such model file"),
         (["check", "--backend", "gpu"], 2, "invalid choice: 'gpu'"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
@@ -162,6 +173,9 @@ def test_bad_commands_end_with_one_line_on_stderr_and_an_exit_code(argv, code, m
     assert message in captured.err
     assert captured.err.strip().count("\n") == 0 and "Traceback" not in captured.err
     assert not list(tmp_path.iterdir())  # no stray files
+    if code == 2:  # a usage error comes before anything else is printed
+        assert captured.out == ""
+    assert "output_activation=" not in captured.err  # CLI messages name CLI options
 
 
 def test_a_corrupt_model_is_one_line_in_a_real_process_and_debug_shows_the_traceback(tmp_path):
@@ -244,7 +258,7 @@ def test_a_progress_bar_is_shown_on_a_terminal_and_not_in_a_pipe():
     assert "row/s" not in piped.stderr
 
 
-def test_ctrl_c_stops_training_and_saves_what_it_has(tmp_path):
+def test_ctrl_c_stops_training_and_saves_exactly_what_it_says(tmp_path):
     model = tmp_path / "model.npz"
     process = subprocess.Popen(
         [*BPGPU, "train", "--epochs", "100000", "--backend", "numpy", "--save", str(model)],
@@ -264,10 +278,26 @@ def test_ctrl_c_stops_training_and_saves_what_it_has(tmp_path):
         watchdog.cancel()
         process.kill()
     assert process.returncode == 130, err
-    assert "interrupted during epoch" in err and f"to {model}" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    match = re.fullmatch(
+        r"bpgpu train: interrupted during epoch (\d+); the network holds (\d+) whole epochs?"
+        r"(?: and (\d+) of the 1199 rows of epoch \d+)?; saved it as it stands to (.+)\n",
+        err,
+    )
+    assert match, err
+    epoch, whole, rows, saved = int(match[1]), int(match[2]), int(match[3] or 0), match[4]
+    assert saved == str(model) and whole == epoch >= 1
+    # Replay: `whole` epochs, then the first `rows` rows of the next epoch's shuffle in steps of 10.
+    digits = bpgpu.datasets.load_digits()
+    replay = bpgpu.Network([64, 30, 10], seed=1, backend="numpy")
+    replay.SGD((digits.train.X, digits.train.y), whole, 10, 3.0)
+    order = replay._random.permutation(1199)
+    for k in range(0, rows, 10):
+        part = order[k : min(k + 10, rows)]
+        replay.update_mini_batch(digits.train.X[part], digits.train.y[part], 3.0)
     net = bpgpu.load(model)
-    fresh = bpgpu.Network([64, 30, 10], seed=1)
-    assert not np.array_equal(net.backend.to_numpy(net.weights[0]), fresh.backend.to_numpy(fresh.weights[0]))
+    for got, want in zip(net.weights + net.biases, replay.weights + replay.biases, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
 
 
@@ -309,3 +339,58 @@ def test_chapter3_options_train_with_early_stopping_on_the_validation_split(tmp_
     assert (net.cost_name, net.init) == ("cross_entropy", "scaled")
     test = bpgpu.datasets.load_digits().test
     assert final.startswith(f"test accuracy {net.evaluate(test.X, test.y) / 299:.2%}")
+
+
+def test_debug_is_accepted_before_and_after_the_subcommand(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    for argv in (["--debug", "evaluate", str(bad)], ["evaluate", str(bad), "--debug"]):
+        result = run(*argv)
+        assert result.returncode == 1 and "Traceback" in result.stderr, argv
+    assert "Traceback" not in run("evaluate", str(bad)).stderr
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--eta", "1e308"], ["--lmbda", "1e308"], ["--activation", "identity", "--eta", "1e30"]],
+    ids=["eta", "lmbda", "identity"],
+)
+def test_training_that_diverges_is_one_line_without_warnings_and_saves_nothing(tmp_path, options):
+    model = tmp_path / "model.npz"
+    result = run("train", "--epochs", "3", "--backend", "numpy", "--save", str(model), *options)
+    assert result.returncode == 1
+    assert result.stderr.startswith("bpgpu train: error: training diverged in epoch ")
+    assert result.stderr.count("\n") == 1 and "Warning" not in result.stderr, result.stderr
+    assert f"--{options[-2].lstrip('-')} {float(options[-1]):g}" in result.stderr  # names the CLI option
+    assert not model.exists()
+
+
+def test_one_epoch_is_said_in_the_singular(capsys):
+    assert main(["train", "--epochs", "1", "--quiet"]) == 0
+    assert " after 1 epoch, " in capsys.readouterr().out
+
+
+def test_patience_takes_effect_with_the_schedule(capsys):
+    argv = ["train", "--epochs", "40", "--eta-schedule", "halve", "--patience", "1", "--eta", "8"]
+    assert main(argv) == 0
+    assert "eta 4" in capsys.readouterr().out  # halved after one epoch without improvement
+
+
+def _help(argv):
+    result = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def options_without_a_default(text):
+    """Options in a --help text whose description does not give a default."""
+    entries = re.split(r"\n  (?=-)", "\n" + text.split("options:", 1)[1].strip("\n"))
+    options = [entry.split()[0].rstrip(",") for entry in entries if entry.strip()]
+    described = dict(zip(options, [e for e in entries if e.strip()], strict=True))
+    return [o for o in options if "default" not in described[o] and o not in ("-h", "--version")]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "info", "check", None])
+def test_every_option_of_every_subcommand_shows_its_default(command):
+    text = _help([*BPGPU, *([command] if command else [])])
+    assert options_without_a_default(text) == []

@@ -1,0 +1,97 @@
+"""The `bpgpu` command (also `python -m bpgpu`): train, evaluate, info, check.
+
+    bpgpu [--debug] train [--data digits|PATH] [--sizes 64 30 10] [--epochs 30] ... [--save M] [--plot P]
+    bpgpu evaluate MODEL [--data digits|PATH]
+    bpgpu info
+    bpgpu check [--backend NAME ...]
+
+A bad command line (a malformed value, an option that needs another) is a usage error: one line on
+stderr and exit code 2, before anything else is printed. Every other mistake (a missing or malformed
+file, an unavailable backend, a corrupt model, training that diverges) ends with one line on stderr
+and exit code 1. Never a traceback, unless `--debug` (before or after the subcommand) asks for it.
+Ctrl-C during training stops, saves the model if `--save` was given, and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .. import __version__, distributed
+from . import evaluate, train
+from .scripts import EXIT_ERROR, EXIT_INTERRUPTED, MISTAKES, Parser, one_line
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default: `sys.argv[1:]`); returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.debug = args.debug or args.sub_debug
+    try:
+        args.check(args)
+    except ValueError as exc:  # cross-option rules, before anything is printed
+        args.subparser.error(str(exc))
+    args.notes = _collect_log()
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # `bpgpu train | head`: the reader has gone; stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        distributed.abort_if_launched(EXIT_ERROR)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"bpgpu {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MISTAKES as exc:
+        if args.debug:
+            distributed.abort_if_launched(EXIT_ERROR, show=exc)  # under mpiexec, the others would wait
+            raise
+        print(f"bpgpu {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        distributed.abort_if_launched(EXIT_ERROR)  # under mpiexec, ranks without the error would wait
+        return EXIT_ERROR
+    finally:
+        logging.getLogger("bpgpu").removeHandler(args.notes)
+
+
+class _Notes(logging.Handler):
+    """Keeps bpgpu's log messages (such as why backend "auto" chose the CPU) for the command to print.
+
+    Nothing reaches stderr this way, so an error stays the only line there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _collect_log() -> _Notes:
+    notes = _Notes()
+    log = logging.getLogger("bpgpu")
+    log.addHandler(notes)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return notes
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="bpgpu", description="Train and check neural networks by backpropagation.")
+    parser.add_argument("--version", action="version", version=f"bpgpu {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in (train, evaluate):
+        for name, (help, add_arguments, run, check) in module.COMMANDS.items():
+            sub = commands.add_parser(name, help=help, description=help)
+            add_arguments(sub)
+            sub.add_argument(
+                "--debug", dest="sub_debug", action="store_true", help="show the traceback of an error"
+            )
+            sub.set_defaults(run=run, check=check, subparser=sub)
+    return parser

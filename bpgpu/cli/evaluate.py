@@ -1,0 +1,114 @@
+"""`bpgpu evaluate`, `bpgpu info` and `bpgpu check`: what a saved model scores, what this machine
+has, and whether backpropagation is right on it."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from importlib import metadata
+
+from .. import __version__
+from ..backends import BACKEND_NAMES, available_backends, get_backend
+from ..checkpoint import load
+from . import scripts
+from .train import DATA_HELP, load_data
+
+
+def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
+    evaluate.add_argument("model", metavar="MODEL", help="a file written by bpgpu train --save")
+    evaluate.add_argument("--data", default="digits", help=DATA_HELP)
+    evaluate.add_argument(
+        "--split", choices=("test", "validation", "train"), default="test", help="the rows to score"
+    )
+    evaluate.add_argument(
+        "--backend",
+        type=scripts.backend_name,
+        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    net = load(args.model, backend=args.backend)
+    data, source = load_data(args.data)
+    X, y = getattr(data, args.split)
+    if X.shape[1] != net.sizes[0]:
+        raise ValueError(f"model {args.model} takes {net.sizes[0]} input features; {source} has {X.shape[1]}")
+    correct = net.evaluate(X, y)
+    print(
+        f"{args.model}: {args.split} accuracy {correct / len(y):.2%} ({correct} / {len(y)}), "
+        f"mean cost {net.cost(X, y):.4f} on {source} ({net.backend.name} on {net.backend.device})"
+    )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    print(f"bpgpu {__version__} on Python {platform.python_version()} ({platform.platform()})")
+    print("libraries: " + ", ".join(f"{d} {_version_of(d)}" for d in ("numpy", "array-api-compat")))
+    print("backends:")
+    for name in BACKEND_NAMES:
+        try:
+            backend = get_backend(name)
+        except RuntimeError as exc:
+            print(f"  {name:<17} unavailable: {exc}")
+            continue
+        print(f"  {name:<17} available on {backend.device} ({name} {backend.library_version})")
+    chosen = get_backend("auto")
+    print(f"auto chooses {chosen.name} on {chosen.device}")
+    return 0
+
+
+def _check_arguments(check: argparse.ArgumentParser) -> None:
+    check.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKEND_NAMES,
+        help="a backend to check; repeatable (default: every available one)",
+    )
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..selfcheck import run_checks
+
+    names = args.backend or available_backends()
+    for name in names:
+        get_backend(name)  # an unavailable backend asked for by name: say why, exit 1
+    print(f"bpgpu {__version__} check on {', '.join(names)}")
+    start, results = time.perf_counter(), []
+    for result in run_checks(names):
+        results.append(result)
+        print(result, flush=True)
+    failed = [r for r in results if not r.passed]
+    verdict = (
+        f"{len(failed)} of {len(results)} checks FAILED" if failed else f"all {len(results)} checks passed"
+    )
+    print(f"{verdict} ({time.perf_counter() - start:.1f} s)")
+    return scripts.EXIT_ERROR if failed else 0
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _nothing_to_check(args: argparse.Namespace) -> None:
+    """No option of these commands depends on another."""
+
+
+COMMANDS = {
+    "evaluate": ("Report the accuracy of a saved model.", _evaluate_arguments, _evaluate, _nothing_to_check),
+    "info": (
+        "Show versions, and which backends work here and why not.",
+        lambda _: None,
+        _info,
+        _nothing_to_check,
+    ),
+    "check": (
+        "Verify this installation: gradients and cross-backend agreement.",
+        _check_arguments,
+        _check,
+        _nothing_to_check,
+    ),
+}

@@ -1,0 +1,296 @@
+"""`bpgpu train`: a network trained by mini-batch SGD on the embedded digits or on MNIST, one line
+per epoch; optionally saved (`--save`) and its learning curves drawn (`--plot`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from .. import __version__, datasets, distributed
+from ..activations import ACTIVATIONS
+from ..costs import COSTS
+from ..network import INITS, REGULARIZATIONS, SCHEDULES, Network
+from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted
+from . import scripts
+from .scripts import EXIT_INTERRUPTED
+
+DATA_HELP = "digits (embedded), Nielsen's mnist.pkl.gz, or a directory of the four MNIST IDX files"
+HIDDEN_ACTIVATIONS = tuple(name for name, a in ACTIVATIONS.items() if not a.output_only)
+PATIENCE = 10
+
+
+def add_arguments(train: argparse.ArgumentParser) -> None:
+    train.add_argument("--data", default="digits", help=DATA_HELP)
+    train.add_argument(
+        "--sizes",
+        type=scripts.positive_int,
+        nargs="+",
+        metavar="N",
+        help="layer widths, input first (default: FEATURES 30 10)",
+    )
+    train.add_argument(
+        "--epochs", type=scripts.positive_int, default=30, help="passes over the training rows"
+    )
+    train.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")
+    train.add_argument("--eta", type=scripts.positive_float, default=3.0, help="learning rate")
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid", help="hidden layers")
+    train.add_argument(
+        "--output-activation", choices=tuple(ACTIVATIONS), help="the output layer's (default: --activation)"
+    )
+    train.add_argument("--cost", choices=tuple(COSTS), default="quadratic", help="the cost C to minimise")
+    train.add_argument(
+        "--backend",
+        type=scripts.backend_name,
+        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+    )
+    train.add_argument("--init", choices=INITS, default="normal", help="weights N(0, 1) or N(0, 1/n_in)")
+    train.add_argument("--lmbda", type=scripts.at_least_zero, default=0.0, help="regularisation λ")
+    train.add_argument(
+        "--regularization", choices=REGULARIZATIONS, default="l2", help="the penalty that --lmbda weighs"
+    )
+    train.add_argument("--momentum", type=scripts.fraction, default=0.0, help="μ in [0, 1)")
+    train.add_argument(
+        "--early-stopping",
+        type=scripts.positive_int,
+        metavar="N",
+        help="stop after N epochs without better validation accuracy and keep the best (default: off)",
+    )
+    train.add_argument(
+        "--eta-schedule",
+        choices=SCHEDULES,
+        help="halve eta after --patience epochs without better validation accuracy; stop below eta/128 "
+        "(default: off)",
+    )
+    train.add_argument(
+        "--patience", type=scripts.positive_int, metavar="N", help=f"for --eta-schedule (default {PATIENCE})"
+    )
+    train.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float32", help="of parameters and arithmetic"
+    )
+    train.add_argument("--seed", type=scripts.seed, default=1, help="seeds the parameters and the shuffles")
+    train.add_argument(
+        "--save", type=scripts.file_name, metavar="MODEL", help="write the model here (default: not saved)"
+    )
+    train.add_argument(
+        "--plot",
+        type=scripts.file_name,
+        metavar="PNG",
+        help="draw the learning curves here (default: not drawn)",
+    )
+    train.add_argument("--quiet", action="store_true", help="print only the final result")
+
+
+def check(args: argparse.Namespace) -> None:
+    """Options that are each well-formed but do not go together: a usage error, before anything runs."""
+    if args.patience is not None and args.eta_schedule is None:
+        raise ValueError("--patience applies only with --eta-schedule halve")
+    output = args.output_activation or args.activation
+    allowed = COSTS[args.cost].output_activations
+    if allowed is not None and output not in allowed:
+        given = "--output-activation" if args.output_activation else "--activation (no --output-activation)"
+        raise ValueError(
+            f"--cost {args.cost} needs --output-activation {' or '.join(allowed)}; got {output} from {given}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    comm = distributed.world_if_launched()  # under mpiexec: every rank trains, rank 0 reports and saves
+    lead = comm is None or comm.Get_rank() == 0
+    say = print if lead and not args.quiet else (lambda *_, **__: None)
+    if lead:
+        _check_outputs(args)  # fail now, not after an hour of training
+    data, source = load_data(args.data)
+    features = data.train.X.shape[1]
+    sizes = args.sizes or [features, 30, 10]
+    if sizes[0] != features:
+        raise ValueError(f"--sizes must start with the data's {features} input features; got {sizes}")
+    classes = int(data.train.y.max()) + 1
+    if sizes[-1] < classes:
+        raise ValueError(
+            f"--sizes must end with at least {classes} outputs for the data's classes; got {sizes}"
+        )
+    net = Network(
+        sizes,
+        activation=args.activation,
+        output_activation=args.output_activation,
+        cost=args.cost,
+        init=args.init,
+        backend=args.backend,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
+    for note in args.notes.messages:
+        say(note)
+    say(f"bpgpu {__version__}: {net!r}")
+    say(f"backend {net.backend.name} on {net.backend.device}")
+    watching = args.early_stopping is not None or args.eta_schedule is not None
+    rows = [f"{len(data.train.y)} training", f"{len(data.test.y)} test"]
+    if watching:
+        rows.insert(1, f"{len(data.validation.y)} validation")
+    say(f"data {source}: {', '.join(rows)} rows")
+
+    history: list[EpochRecord] = []
+    bar = _ProgressBar(enabled=lead and not args.quiet and sys.stderr.isatty())
+
+    def report(record: EpochRecord) -> None:
+        bar.close()
+        history.append(record)
+        parts = [f"test accuracy {record.accuracy:.2%} ({record.correct} / {record.total})"]
+        if record.evaluation_accuracy is not None:
+            parts.append(f"validation accuracy {record.evaluation_accuracy:.2%}")
+        parts.append(f"training cost {record.training_cost:.4f}")
+        if record.eta != args.eta:
+            parts.append(f"eta {record.eta:g}")
+        say(f"Epoch {record.epoch}: {', '.join(parts)}, {record.seconds:.2f} s", flush=True)
+
+    try:
+        net.SGD(
+            (data.train.X, data.train.y),
+            args.epochs,
+            args.batch_size,
+            args.eta,
+            test_data=(data.test.X, data.test.y),
+            lmbda=args.lmbda,
+            regularization=args.regularization,
+            momentum=args.momentum,
+            evaluation_data=(data.validation.X, data.validation.y) if watching else None,
+            monitor=("training_cost",),
+            early_stopping=args.early_stopping,
+            eta_schedule=args.eta_schedule,
+            patience=args.patience if args.eta_schedule else None,
+            callback=report,
+            progress=bar.update,
+            comm=comm,
+        )
+    except TrainingInterrupted as stop:
+        bar.close()
+        return _interrupted(args, stop, lead, net, sizes, source)
+    except TrainingDivergedError as error:
+        settings = f"--eta {args.eta:g}" + (f" with --lmbda {args.lmbda:g}" if args.lmbda else "")
+        raise ValueError(
+            f"training diverged in epoch {error.epoch}: a parameter or the cost became NaN or infinite; "
+            f"{settings} is too large for this network (nothing was saved)"
+        ) from error
+    finally:
+        bar.close()
+    if not lead:
+        return 0
+    seconds = sum(r.seconds for r in history)
+    correct, total = net.evaluate(data.test.X, data.test.y), len(data.test.y)  # the parameters kept
+    stopped = f" (stopped early; kept epoch {_best_epoch(history)})" if args.early_stopping else ""
+    print(
+        f"test accuracy {correct / total:.2%} ({correct} / {total}) after {_count(len(history), 'epoch')}"
+        f"{stopped}, {seconds:.2f} s of training"
+    )
+    if args.save is not None:
+        net.save(args.save)
+        say(f"saved the model to {args.save}")
+    if args.plot is not None:
+        _plot(history, args.plot, sizes, source, net)
+        say(f"drew the learning curves in {args.plot}")
+    return 0
+
+
+def _interrupted(
+    args: argparse.Namespace,
+    stop: TrainingInterrupted,
+    lead: bool,
+    net: Network,
+    sizes: list[int],
+    source: str,
+) -> int:
+    """Ctrl-C: say exactly what the network holds, save it if asked, and exit with 130."""
+    if not lead:
+        return EXIT_INTERRUPTED
+    held = f"{_count(stop.epoch, 'whole epoch')}"
+    if stop.rows_done:
+        held += f" and {stop.rows_done} of the {stop.rows} rows of epoch {stop.epoch}"
+    message = f"bpgpu train: interrupted during epoch {stop.epoch}; the network holds {held}"
+    if args.save is not None:
+        net.save(args.save)
+        message += f"; saved it as it stands to {args.save}"
+    print(message, file=sys.stderr)
+    if args.plot is not None and stop.history:
+        _plot(stop.history, args.plot, sizes, source, net)
+    return EXIT_INTERRUPTED
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
+def _best_epoch(history: list[EpochRecord]) -> int:
+    return max(history, key=lambda r: (r.evaluation_accuracy, -r.epoch)).epoch
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--save and --plot must be writable files that are neither the data nor each other."""
+    data = None if args.data == "digits" else os.path.realpath(args.data)
+    for option in ("save", "plot"):
+        path = getattr(args, option)
+        if path is None:
+            continue
+        _check_writable(path, f"--{option}")
+        real = os.path.realpath(path)
+        if data is not None and (real == data or real.startswith(data.rstrip(os.sep) + os.sep)):
+            raise ValueError(f"--{option} {path}: would overwrite the training data {args.data}")
+    if args.save and args.plot and os.path.realpath(args.save) == os.path.realpath(args.plot):
+        raise ValueError(f"--save and --plot name the same file {args.save}")
+    if args.plot:
+        from ..plots import check_plot_path
+
+        check_plot_path(args.plot)
+
+
+def _check_writable(path: str, option: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"{option} {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a directory; give a file name")
+    if not os.access(directory, os.W_OK):
+        raise ValueError(f"{option} {path}: cannot write in {directory}")
+
+
+def _plot(history: list[EpochRecord], path: str, sizes: list[int], source: str, net: Network) -> None:
+    from ..plots import plot_history
+
+    plot_history(history, path, title=f"{sizes} on {source.split(' ')[0]}, {net.backend.name}")
+
+
+class _ProgressBar:
+    """A tqdm bar over one epoch's rows, shown only on a terminal; a no-op otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled, self._bar, self._done = enabled, None, 0
+
+    def update(self, done: int, total: int) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar, self._done = tqdm(total=total, unit="row", unit_scale=True, leave=False), 0
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def load_data(spec: str) -> tuple[Any, str]:
+    """`--data`: the embedded digits, or MNIST from a file or directory; `(DataSets, description)`."""
+    if spec == "digits":
+        return datasets.load_digits(), "digits (embedded UCI digits)"
+    if not os.path.exists(spec):
+        raise ValueError(f"--data {spec}: no such file or directory (expected {DATA_HELP})")
+    return datasets.load_mnist(spec), spec
+
+
+COMMANDS = {
+    "train": ("Train a network by mini-batch SGD and report test accuracy.", add_arguments, run, check)
+}
