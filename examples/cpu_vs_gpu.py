@@ -19,10 +19,12 @@ exits normally. `--other torch` or `--other array_api_strict` compares with thos
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
 import bpgpu
+from bpgpu.cli import scripts
 from bpgpu.datasets import load_digits
 
 
@@ -51,14 +53,18 @@ def largest_difference(a: bpgpu.Network, b: bpgpu.Network) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--other", default="cupy", choices=["cupy", "torch", "array_api_strict"])
-    parser.add_argument("--hidden", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=10)
-    parser.add_argument("--eta", type=float, default=3.0)
+    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
+    parser.add_argument("--epochs", type=scripts.positive_int, default=5, help="passes over the data")
+    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="of the arithmetic"
+    )
+    parser.add_argument(
+        "--other", default="cupy", choices=["cupy", "torch", "array_api_strict"], help="compared with NumPy"
+    )
+    parser.add_argument("--hidden", type=scripts.positive_int, default=30, help="hidden neurons")
+    parser.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")
+    parser.add_argument("--eta", type=scripts.positive_float, default=3.0, help="learning rate")
     args = parser.parse_args(argv)
 
     cpu = bpgpu.get_backend("numpy")
@@ -91,4 +97,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(scripts.run(main))

@@ -12,24 +12,28 @@ book reports about 98% accuracy; the test accuracy is printed at the end.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 import bpgpu
+from bpgpu.cli import scripts
 from bpgpu.datasets import load_mnist
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
     parser.add_argument("path", help="mnist.pkl.gz, or a directory of the four IDX files")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=10)
-    parser.add_argument("--eta", type=float, default=0.5)
-    parser.add_argument("--lmbda", type=float, default=5.0)
-    parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--backend", default=None, help="auto, numpy, cupy, torch or array_api_strict")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--epochs", type=scripts.positive_int, default=30, help="passes over the data")
+    parser.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")
+    parser.add_argument("--eta", type=scripts.positive_float, default=0.5, help="learning rate")
+    parser.add_argument("--lmbda", type=scripts.at_least_zero, default=5.0, help="L2 regularisation λ")
+    parser.add_argument("--hidden", type=scripts.positive_int, default=100, help="hidden neurons")
+    parser.add_argument(
+        "--backend",
+        type=scripts.backend_name,
+        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+    )
+    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -59,4 +63,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(scripts.run(main))

@@ -23,12 +23,14 @@ the thousands.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 import bpgpu
+from bpgpu.cli import scripts
 
 EPSILON = 1e-7  # forward differences in float64: truncation error ~ ε, rounding error ~ 1e-16 / ε
 
@@ -86,14 +88,16 @@ def finite_difference(net: bpgpu.Network, X, Y, entries: list[tuple]) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[784, 30, 10])
-    parser.add_argument("--rows", type=int, default=10, help="examples in the mini-batch")
+    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
+    parser.add_argument(
+        "--sizes", type=scripts.positive_int, nargs="+", default=[784, 30, 10], help="layer widths"
+    )
+    parser.add_argument("--rows", type=scripts.positive_int, default=10, help="examples in the mini-batch")
     parser.add_argument(
         "--weights", type=how_many, default=500, help="how many parameters to perturb, or 'all'"
     )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--backend", default="numpy", help="numpy, cupy, torch or array_api_strict")
+    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds the parameters and the data")
+    parser.add_argument("--backend", type=scripts.backend_name, default="numpy", help=scripts.BACKEND_HELP)
     args = parser.parse_args(argv)
     count = args.weights
 
@@ -153,4 +157,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(scripts.run(main))

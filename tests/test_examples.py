@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import os
 import pathlib
 import pickle
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import bpgpu
 from bpgpu.datasets import load_digits
@@ -167,3 +169,44 @@ def test_readme_chapter3_example_runs_and_prints_what_its_comment_says():
     correct, total_cost = result.stdout.split()
     # Quoted as measured here (293, 0.392); another CPU's BLAS may move a float32 count by a few rows.
     assert abs(int(correct) - 293) <= 4 and abs(float(total_cost) - 0.392) <= 0.03
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_every_example_shows_each_options_default_in_its_help(name):
+    from test_cli import options_without_a_default
+
+    result = run_example(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert options_without_a_default(result.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--backend", "nope"], {}, "argument --backend: expected one of auto, numpy"),
+        ([], {"BPGPU_BACKEND": "bogus"}, "unknown backend 'bogus' (from environment variable BPGPU_BACKEND)"),
+        (["--epochs", "0"], {}, "argument --epochs: expected a positive int, got '0'"),
+    ],
+)
+def test_an_example_ends_a_mistake_with_one_line(args, env, expected):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "digits.py"), "--epochs", "1", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert result.returncode in (1, 2) and expected in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_an_example_asked_for_a_missing_backend_says_why_in_one_line():
+    missing = [name for name in bpgpu.BACKEND_NAMES if name not in bpgpu.available_backends()]
+    if not missing:
+        pytest.skip("every backend works on this machine: none to ask for in vain")
+    result = run_example("digits.py", "--epochs", "1", "--backend", missing[0])
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"digits.py: error: backend '{missing[0]}' is not available")
+    assert result.stderr.count("\n") == 1, result.stderr
+    debug = run_example("digits.py", "--epochs", "1", "--backend", missing[0], "--debug")
+    assert "Traceback" in debug.stderr
