@@ -1,30 +1,29 @@
 """Saving a `Network` to one file and loading it back, on any backend, without running code.
 
-The file is a NumPy `.npz` archive (a zip of `.npy` arrays) written with `numpy.savez`:
+The file is a NumPy `.npz` archive (a zip of stored `.npy` arrays) written with `numpy.savez`:
 
 - `metadata`: UTF-8 JSON as a uint8 array: `{"format": "bpgpu-network", "version": 1, ...}` with
   the sizes, activation names, cost, dtype, seed, the shuffle stream's state and the bpgpu version;
 - `weight_0` ... `weight_{L-2}` (sizes[l+1], sizes[l]) and `bias_0` ... (sizes[l+1],), in `dtype`.
 
-Saving is atomic (a temporary file renamed over the target). Loading uses `allow_pickle=False`, so
-nothing in the file can execute, and checks every entry: a truncated, corrupt, foreign or newer file
-raises `ValueError` naming the file and the problem.
+Saving is atomic (a temporary file renamed over the target). Loading runs no code from the file (no
+pickles) and trusts nothing it declares (`_npz` reads the zip and `.npy` layers): only regular files
+are opened, every entry and setting is checked, and a truncated, corrupt, forged, foreign or newer
+file raises `ValueError` naming the file and the problem, in time and memory bounded by the file's
+size; a good file loads with exactly the saved bits.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
-import zipfile
-import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _npz
 from . import _validation as check
 from ._files import atomic_write
 from .backends import get_backend
@@ -46,6 +45,10 @@ _METADATA_FIELDS = (
     "shuffle_state",
 )
 METADATA_LIMIT = 1 << 20  # bytes; the metadata of any real model is far smaller
+METADATA_DEPTH = 8  # nesting of JSON lists and objects; the shuffle state needs 3
+INT_DIGITS = 64  # the longest integer in the metadata (the shuffle state's 128-bit ones have 39)
+# What invalid settings raise in `Network` and in numpy's bit generator, besides ValueError.
+_SETTINGS_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 def save(net: Network, path: str | os.PathLike[str]) -> None:
@@ -79,41 +82,55 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
 
     Raises:
         FileNotFoundError: nothing at `path`.
-        ValueError: the file is not a bpgpu model, is damaged, or comes from a newer bpgpu.
+        ValueError: the file is not a bpgpu model, is damaged, or comes from a newer bpgpu (the
+            message starts with the file's name); also a FIFO, a device or a directory.
     """
-    from .network import Network  # network imports this module for `Network.save`
-
     name = os.fspath(path)
     target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
-    with _open(name) as archive:
-        members = {info.filename: info for info in archive.infolist()}
-        if "metadata.npy" not in members:
-            raise ValueError(f"{name}: not a bpgpu model file (no 'metadata' entry; has {sorted(members)})")
-        raw = _read(name, archive, members["metadata.npy"], _metadata_header)
-        metadata = _metadata(name, raw)
+    with _npz.open_archive(name) as archive:
+        members = _npz.entries(archive)
+        if "metadata" not in members:
+            raise ValueError(f"{name}: not a bpgpu model file (no 'metadata' entry; has {_keys(members)})")
+        metadata = _metadata(name, _npz.read_array(archive, members["metadata"], _metadata_header))
         try:
             sizes = check.layer_sizes(metadata["sizes"])
             dtype = check.dtype_name(metadata["dtype"])
-        except (TypeError, ValueError) as exc:
+        except _SETTINGS_ERRORS as exc:
             raise ValueError(f"{name}: invalid model settings: {exc}") from exc
+        if len(sizes) > len(members):  # so that listing the entries it needs costs little
+            raise ValueError(
+                f"{name}: entries do not match sizes {_npz.shown(sizes)}: those need "
+                f"{2 * len(sizes) - 1} entries, the file has {len(members)}"
+            )
         shapes = {}
         for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             shapes[f"weight_{l}"], shapes[f"bias_{l}"] = (n_out, n_in), (n_out,)
-        found, expected = {m.removesuffix(".npy") for m in members}, {*shapes, "metadata"}
-        if found != expected:
-            missing, extra = sorted(expected - found), sorted(found - expected)
+        missing, extra = shapes.keys() - members.keys(), members.keys() - {*shapes, "metadata"}
+        if missing or extra:
             raise ValueError(
-                f"{name}: entries do not match sizes {sizes}: missing {missing}, unexpected {extra}"
+                f"{name}: entries do not match sizes {_npz.shown(sizes)}: "
+                f"missing {_keys(missing)}, unexpected {_keys(extra)}"
             )
+        net = _settings(name, metadata, sizes, dtype, target)  # all checked before any array is read
         arrays = {
-            key: _read(name, archive, members[f"{key}.npy"], _parameter_header(shape, dtype))
+            key: _npz.read_array(archive, members[key], _parameter_header(shape, dtype))
             for key, shape in shapes.items()
         }
     for key, array in arrays.items():
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name}: entry {key!r} holds NaN or infinite values")
+    with net.backend.activate():
+        net.weights = [net.backend.asarray(arrays[f"weight_{l}"]) for l in range(len(sizes) - 1)]
+        net.biases = [net.backend.asarray(arrays[f"bias_{l}"]) for l in range(len(sizes) - 1)]
+    return net
+
+
+def _settings(name: str, metadata: dict[str, Any], sizes: list[int], dtype: str, backend: Backend) -> Network:
+    """A network with the saved settings and shuffle state and no parameters yet (none are drawn)."""
+    from .network import Network  # network imports this module for `Network.save`
+
     try:
-        net = Network(
+        net = Network._without_parameters(
             sizes,
             activation=metadata["activation"],
             output_activation=metadata["output_activation"],
@@ -121,104 +138,82 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
             init=metadata["init"],
             dtype=dtype,
             seed=metadata["seed"],
-            backend=target,
+            backend=backend,
         )
         net._random.shuffle_state = metadata["shuffle_state"]
-    except (TypeError, ValueError) as exc:
+    except _SETTINGS_ERRORS as exc:
         raise ValueError(f"{name}: invalid model settings: {exc}") from exc
-    with net.backend.activate():
-        net.weights = [net.backend.asarray(arrays[f"weight_{l}"]) for l in range(len(sizes) - 1)]
-        net.biases = [net.backend.asarray(arrays[f"bias_{l}"]) for l in range(len(sizes) - 1)]
     return net
 
 
-def _open(name: str) -> zipfile.ZipFile:
-    if os.path.isdir(name):
-        raise ValueError(f"{name}: is a directory, not a bpgpu model file")
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"{name}: no such model file")
-    try:
-        return zipfile.ZipFile(name)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ValueError(f"{name}: not a bpgpu model file (not an .npz archive: {exc})") from exc
+def _keys(keys: Any, limit: int = 8) -> str:
+    """Sorted entry names for a message: the first `limit` of them, and how many there are."""
+    names = sorted(keys)
+    listed = ", ".join(_npz.shown(key, 40) for key in names[:limit])
+    return f"[{listed}]" if len(names) <= limit else f"[{listed}, ... ({len(names)} in all)]"
 
 
-def _read(
-    name: str,
-    archive: zipfile.ZipFile,
-    info: zipfile.ZipInfo,
-    expect: Callable[[tuple[int, ...], np.dtype], str | None],
-) -> np.ndarray:
-    """One `.npy` member, after its header has been checked: nothing unexpected is ever allocated.
-
-    `expect(shape, dtype)` returns what is wrong with the header, or None. Only stored (uncompressed)
-    members are read, as `save` writes them, so the bytes on disk bound what a member can hold.
-    """
-    key = info.filename.removesuffix(".npy")
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise ValueError(f"{name}: entry {key!r} is compressed; bpgpu models are stored uncompressed")
-    try:
-        with archive.open(info) as file:
-            version = np.lib.format.read_magic(file)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(file)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(file)
-            else:
-                raise ValueError(f".npy format version {version}")
-            problem = expect(shape, dtype) or _too_short(shape, dtype, info.file_size - file.tell())
-        if problem is None:
-            with archive.open(info) as file:
-                return np.lib.format.read_array(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ValueError(
-            f"{name}: damaged bpgpu model file, entry {key!r} ({type(exc).__name__}: {exc})"
-        ) from exc
-    raise ValueError(f"{name}: entry {key!r} {problem}")
-
-
-def _too_short(shape: tuple[int, ...], dtype: np.dtype, available: int) -> str | None:
-    needed = math.prod(shape) * dtype.itemsize
-    return None if needed <= available else f"is truncated: needs {needed} bytes, holds {available}"
-
-
-def _metadata_header(shape: tuple[int, ...], dtype: np.dtype) -> str | None:
-    if dtype != np.uint8 or len(shape) != 1:
-        return f"should be uint8 bytes (1-d), got {dtype} {shape}"
-    if shape[0] > METADATA_LIMIT:
-        return f"is {shape[0]} bytes, more than metadata ever needs ({METADATA_LIMIT})"
+def _metadata_header(header: _npz.Header) -> str | None:
+    if header.dtype != np.uint8 or len(header.shape) != 1:
+        return f"should be uint8 bytes (1-d), got {header.dtype} {header.shape}"
+    if header.shape[0] > METADATA_LIMIT:
+        return f"is {header.shape[0]} bytes, more than metadata ever needs ({METADATA_LIMIT})"
     return None
 
 
-def _parameter_header(
-    shape: tuple[int, ...], dtype: str
-) -> Callable[[tuple[int, ...], np.dtype], str | None]:
-    def expect(found_shape: tuple[int, ...], found_dtype: np.dtype) -> str | None:
-        if found_shape != shape or found_dtype != np.dtype(dtype):
-            return f"should be {dtype} {shape}, got {found_dtype} {found_shape}"
+def _parameter_header(shape: tuple[int, ...], dtype: str) -> Callable[[_npz.Header], str | None]:
+    def expect(header: _npz.Header) -> str | None:
+        if header.shape != shape or header.dtype != np.dtype(dtype):
+            return f"should be {dtype} {shape}, got {header.dtype} {header.shape}"
         return None
 
     return expect
 
 
 def _metadata(name: str, raw: np.ndarray) -> dict[str, Any]:
-    try:
-        metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    """The metadata's JSON, with its format and version checked and every field present."""
+    try:  # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is what _int raises
+        metadata = json.loads(raw.tobytes().decode("utf-8"), parse_int=_int, parse_constant=_constant)
+    except (ValueError, RecursionError) as exc:
         raise ValueError(f"{name}: 'metadata' is not valid JSON ({type(exc).__name__}: {exc})") from exc
+    if _too_deep(metadata):
+        raise ValueError(f"{name}: 'metadata' nests lists or objects more than {METADATA_DEPTH} deep")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f"{name}: not a bpgpu model file (format {found!r}, expected {FORMAT!r})")
+        raise ValueError(f"{name}: not a bpgpu model file (format {_npz.shown(found)}, expected {FORMAT!r})")
     version = metadata.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{name}: invalid format version {version!r}")
+        raise ValueError(f"{name}: invalid format version {_npz.shown(version)}")
     if version > VERSION:
         raise ValueError(
             f"{name}: written in model format version {version} by bpgpu "
-            f"{metadata.get('bpgpu_version', '?')}; this bpgpu ({__version__}) reads version "
+            f"{str(metadata.get('bpgpu_version', '?'))[:40]}; this bpgpu ({__version__}) reads version "
             f"{VERSION} or older: upgrade bpgpu to load it"
         )
     missing = [field for field in _METADATA_FIELDS if field not in metadata]
     if missing:
         raise ValueError(f"{name}: model metadata lacks {missing}")
     return metadata
+
+
+def _int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > INT_DIGITS:
+        raise ValueError(f"an integer of {digits} digits, longer than any setting ({INT_DIGITS})")
+    return int(text)
+
+
+def _constant(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests lists and dicts more than METADATA_DEPTH deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > METADATA_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False

@@ -73,6 +73,39 @@ class Network:
         seed: int | None = None,
         init: str = "normal",
     ) -> None:
+        self._configure(sizes, activation, output_activation, cost, backend, dtype, seed, init)
+        # The book's order: every bias vector first, then every weight matrix. Biases are N(0, 1);
+        # weights N(0, 1) ("normal", network.py) or N(0, 1/n_in) ("scaled", network2.py).
+        pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        host_b = [self._random.standard_normal((n_out,), self.dtype) for _, n_out in pairs]
+        host_w = [
+            self._random.standard_normal((n_out, n_in), self.dtype, 1.0 if init == "normal" else n_in**-0.5)
+            for n_in, n_out in pairs
+        ]
+        self.biases: list[Array] = [self.backend.asarray(b) for b in host_b]
+        self.weights: list[Array] = [self.backend.asarray(w) for w in host_w]
+
+    @classmethod
+    def _without_parameters(cls, sizes: Sequence[int], **settings: Any) -> Network:
+        """A network with every setting checked (its parameters would fit) but no parameters drawn:
+        for `bpgpu.load`, which then sets `weights` and `biases` to the saved ones."""
+        net = cls.__new__(cls)
+        keys = ("activation", "output_activation", "cost", "backend", "dtype", "seed", "init")
+        net._configure(sizes, *(settings[key] for key in keys))
+        return net
+
+    def _configure(
+        self,
+        sizes: Sequence[int],
+        activation: str,
+        output_activation: str | None,
+        cost: str,
+        backend: str | Backend | None,
+        dtype: str,
+        seed: int | None,
+        init: str,
+    ) -> None:
+        """Every setting of `__init__` checked and kept; no parameters yet."""
         self.sizes = check.layer_sizes(sizes)
         self.activation = check.choice(activation, "activation", tuple(ACTIVATIONS))
         if ACTIVATIONS[self.activation].output_only:
@@ -102,16 +135,6 @@ class Network:
         self.num_layers = len(self.sizes)
         hidden = [ACTIVATIONS[self.activation]] * (self.num_layers - 2)
         self._sigmas = [*hidden, ACTIVATIONS[self.output_activation]]
-        # The book's order: every bias vector first, then every weight matrix. Biases are N(0, 1);
-        # weights N(0, 1) ("normal", network.py) or N(0, 1/n_in) ("scaled", network2.py).
-        pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
-        host_b = [self._random.standard_normal((n_out,), self.dtype) for _, n_out in pairs]
-        host_w = [
-            self._random.standard_normal((n_out, n_in), self.dtype, 1.0 if init == "normal" else n_in**-0.5)
-            for n_in, n_out in pairs
-        ]
-        self.biases: list[Array] = [self.backend.asarray(b) for b in host_b]
-        self.weights: list[Array] = [self.backend.asarray(w) for w in host_w]
 
     def __repr__(self) -> str:
         return (

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
+import re
 import stat
+import struct
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import assert_close, params
+from forged_zip import Member, forge, members_of, npy, npy_of, replaced
+from fuzzing import MiB, bounded
 
 import bpgpu
 from bpgpu import checkpoint
@@ -214,6 +219,7 @@ def test_damaged_entries_raise_value_error_saying_what_is_wrong(tmp_path, change
         ("init", "xavier", "init must be one of"),
         ("shuffle_state", {"bit_generator": "PCG64", "state": {"state": -1, "inc": 2**200}}, "shuffle state"),
         ("sizes", [4, 10**12, 2], r"entries do not match sizes \[4, 1000000000000, 2\]"),  # no allocation
+        ("sizes", [3] * 100_000, "those need 199999 entries, the file has 7"),  # listed cheaply
         ("shuffle_state", {"bit_generator": "MT19937"}, "shuffle state"),
         ("version", "1", "invalid format version"),
     ],
@@ -262,3 +268,192 @@ def test_a_bad_backend_is_reported_as_the_callers_mistake_not_the_files(tmp_path
     trained().save(tmp_path / "m.npz")
     with pytest.raises(ValueError, match=r"^unknown backend 'tpu'"):
         bpgpu.load(tmp_path / "m.npz", backend="tpu")
+
+
+# ---- Files forged byte by byte: each is refused with a ValueError naming it, in bounded time and memory.
+
+
+def saved(tmp_path, net=None) -> list[Member]:
+    """The members of a file `Network.save` wrote."""
+    path = tmp_path / "saved.npz"
+    (net or trained()).save(path)
+    return members_of(path.read_bytes())
+
+
+def load_forged(tmp_path, members: list[Member], message: str, name: str = "forged.npz") -> None:
+    """Loading the forged file fails, quickly and without allocating much, with `message` after its name."""
+    path = tmp_path / name
+    path.write_bytes(forge(members))
+    with bounded(seconds=10, memory=64 * MiB), pytest.raises(ValueError) as caught:
+        bpgpu.load(path, backend="numpy")
+    assert re.match(f"{re.escape(str(path))}: .*{message}", str(caught.value)), str(caught.value)
+
+
+def test_the_forging_helpers_write_a_file_that_loads_as_saved(tmp_path):
+    net = trained()
+    path = tmp_path / "copy.npz"
+    path.write_bytes(forge(saved(tmp_path, net)))
+    for got, want in zip(params(bpgpu.load(path)), params(net), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda ms: replaced(ms, "weight_0.npy", name="weight_0"),
+            r"entry 'weight_0' is not named <key>\.npy",
+        ),
+        (lambda ms: [*ms, ms[-1]], "entry 'bias_2' appears twice"),
+    ],
+)
+def test_every_entry_must_be_named_key_npy_once(tmp_path, change, message):
+    load_forged(tmp_path, change(saved(tmp_path)), message)
+
+
+def metadata_npy(members: list[Member], header: str, version: tuple[int, int] = (1, 0)) -> list[Member]:
+    """`members` with the metadata entry's .npy header text replaced (its JSON kept); `{n}` in
+    `header` stands for the JSON's length."""
+    raw = next(m.data for m in members if m.name == "metadata.npy")
+    json_bytes = raw[10 + struct.unpack("<H", raw[8:10])[0] :]
+    return replaced(members, "metadata.npy", data=npy(header.format(n=len(json_bytes)), json_bytes, version))
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "{{'descr': '|u1', 'fortran_order': False, 'shape': w4,), }}",
+            "header that is not a Python literal",
+        ),
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': (True,), }}", r"shape .*: \(True,\)"),
+        ("{{'descr': 'a', 'fortran_order': False, 'shape': ({n},), }}", "descr .*: 'a'"),  # numpy warns
+    ],
+)
+def test_a_malformed_npy_header_is_refused_naming_the_file(tmp_path, header, message):
+    load_forged(tmp_path, metadata_npy(saved(tmp_path), header), f"entry 'metadata' has an .npy {message}")
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n},), 'x': 1}}", "not a dict of descr"),
+        ("[{n}]", "not a dict of descr, fortran_order, shape: list"),
+        ("{{'descr': '|u1', 'fortran_order': 0, 'shape': ({n},), }}", "fortran_order that is not True"),
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': (-{n},), }}", r"shape .*: \(-\d+,\)"),
+        ("{{'descr': 'nonsense', 'fortran_order': False, 'shape': ({n},), }}", "descr .*'nonsense'"),
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n}, 1), }}", r"should be uint8 bytes \(1-d\)"),
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n} - 1,), }}", "not a Python literal"),
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': (7,), }}", r"holds \d+ bytes .* needs 7"),
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': (" + "9" * 5000 + ",), }}", "not a Python"),
+        ("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n},), }}" + " " * 70_000, "70\\d{3} bytes"),
+    ],
+)
+def test_every_malformed_npy_header_is_refused_saying_what_is_wrong(tmp_path, header, message):
+    members = metadata_npy(saved(tmp_path), header, (1, 0) if len(header) < 1 << 16 else (2, 0))
+    load_forged(tmp_path, members, message)
+
+
+@pytest.mark.parametrize("version", [(2, 0), (3, 0)])
+def test_npy_entries_of_every_header_version_numpy_writes_load(tmp_path, version):
+    net = trained()
+    members = []
+    for m in saved(tmp_path, net):
+        array = np.lib.format.read_array(io.BytesIO(m.data))
+        out = io.BytesIO()
+        np.lib.format.write_array(out, np.asfortranarray(array), version=version)
+        members.append(Member(m.name, out.getvalue()))
+    path = tmp_path / "versions.npz"
+    path.write_bytes(forge(members))
+    for got, want in zip(params(bpgpu.load(path)), params(net), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"flags": 0x1}, "'weight_0' is marked encrypted in its zip directory entry"),
+        ({"flags": 0x41}, "'weight_0' is marked encrypted, strongly encrypted"),
+        ({"flags": 0x20}, "'weight_0' is marked compressed patched data"),
+        ({"version": 64}, r"not an \.npz archive: zip file version 6\.4"),
+        ({"local": {"flags": 0x1}}, "'weight_0' is marked encrypted in its local zip header"),
+        ({"local": {"method": 8}}, r"'weight_0' is compressed \(zip method 8\) in its local zip header"),
+        ({"local": {"version": 64}}, r"'weight_0' needs zip version 6\.4 in its local zip header"),
+    ],
+)
+def test_encrypted_or_unsupported_zip_entries_are_refused_naming_the_file(tmp_path, changes, message):
+    load_forged(tmp_path, replaced(saved(tmp_path), "weight_0.npy", **changes), message)
+
+
+def test_a_compressed_entry_of_an_unknown_method_is_refused_naming_the_file(tmp_path):
+    members = replaced(saved(tmp_path), "weight_0.npy", method=99)
+    load_forged(tmp_path, members, r"'weight_0' is compressed \(zip method 99\) in its zip directory entry")
+
+
+def test_sizes_declared_beyond_the_file_are_refused_before_anything_is_allocated(tmp_path):
+    # Metadata, .npy header and zip64 directory agree on a 2**40-byte weight matrix; the file is ~1 KB.
+    n_in, n_out = 2**17, 2**20
+    members = saved(tmp_path, bpgpu.Network([3, 2], dtype="float64", seed=1))
+    meta = json.loads(np.lib.format.read_array(io.BytesIO(members[0].data)).tobytes())
+    meta["sizes"] = [n_in, n_out]
+    weight = npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({n_out}, {n_in}), }}")
+    bias = npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({n_out},), }}")
+    forged = [
+        Member("metadata.npy", npy_of(np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))),
+        Member("weight_0.npy", weight + b"\0" * 64, size=len(weight) + 8 * n_in * n_out),
+        Member("bias_0.npy", bias + b"\0" * 64, size=len(bias) + 8 * n_out),
+    ]
+    load_forged(tmp_path, forged, r"'weight_0' declares 1099511627\d+ bytes at byte \d+, past the end")
+    load_forged(tmp_path, replaced(forged, "weight_0.npy", size=2**64 - 1), "past the end", "all.npz")
+    load_forged(
+        tmp_path,
+        replaced(forged, "weight_0.npy", offset=2**63),
+        r"starts at byte 9223\d+, outside the",
+        "far.npz",
+    )
+
+
+def test_trailing_bytes_after_the_array_data_are_refused(tmp_path):
+    members = saved(tmp_path)
+    padded = next(m.data for m in members if m.name == "bias_1.npy") + b"\0" * 8
+    load_forged(tmp_path, replaced(members, "bias_1.npy", data=padded), "holds 40 bytes of array data")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="os.mkfifo is not available on this platform")
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    with bounded(seconds=5), pytest.raises(ValueError, match=rf"^{re.escape(str(fifo))}: is not a regular"):
+        bpgpu.load(fifo)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero on this platform")
+def test_a_device_is_refused_without_reading_it():
+    with bounded(seconds=5), pytest.raises(ValueError, match=r"^/dev/zero: is not a regular file"):
+        bpgpu.load("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text.replace('"seed": ', '"seed": 1' + "0" * 5000),
+        lambda text: text.replace('"sizes": [', '"sizes": [' + "7" * 4400 + ", "),
+        lambda text: text.replace('"version": 1', '"version": 1' + "0" * 4300),
+        lambda text: text.replace('"state": {', '"state": {"x": -' + "9" * 4500 + ", "),
+    ],
+)
+def test_an_integer_too_long_to_convert_in_the_metadata_is_refused_naming_the_file(tmp_path, edit):
+    members = saved(tmp_path)
+    text = np.lib.format.read_array(io.BytesIO(members[0].data)).tobytes().decode()
+    meta = np.frombuffer(edit(text).encode(), dtype=np.uint8)
+    load_forged(tmp_path, replaced(members, "metadata.npy", data=npy_of(meta)), r"'metadata' .*\d{4} digits")
+
+
+def test_loading_allocates_one_copy_of_the_parameters_not_two(tmp_path):
+    path = tmp_path / "wide.npz"
+    net = bpgpu.Network([1000, 1000], dtype="float64", seed=1, backend="numpy")
+    net.save(path)
+    with bounded(seconds=10, memory=12 * MiB):  # the parameters take 8 MB
+        loaded = bpgpu.load(path, backend="numpy")
+    np.testing.assert_array_equal(loaded.weights[0], net.weights[0])
+    assert loaded.sizes == [1000, 1000] and loaded.weights[0].flags.writeable
