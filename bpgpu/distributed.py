@@ -5,10 +5,10 @@ Every process (rank) is started with the same program, arguments and seed, e.g.
     mpiexec -n 4 python train.py            # train.py calls net.SGD(..., comm=MPI.COMM_WORLD)
     mpiexec -n 4 bpgpu train --epochs 10    # the command line finds the launcher by itself
 
-`pip install "bpgpu[mpi]"` brings mpi4py and the `mpich` wheel (which provides `mpiexec`), so no
-system MPI is needed on one machine; on a cluster use mpi4py built against the cluster's MPI (`srun`
-works too). Importing bpgpu never imports mpi4py: only an `SGD(..., comm=...)` call or
-`world_if_launched()` under a launcher does.
+`pip install mpi4py mpich` (the `mpi` extra of a clone) brings mpi4py and the `mpich` wheel (which
+provides `mpiexec`), so no system MPI is needed on one machine; on a cluster use mpi4py built
+against the cluster's MPI (`srun` works too). Importing bpgpu never imports mpi4py: only an
+`SGD(..., comm=...)` call or `world_if_launched()` under a launcher does.
 
 What a step does: every rank shuffles the same way (same seed), takes its contiguous share of each
 mini-batch's rows (`DataParallel.share`), computes that part's gradient already divided by the
@@ -241,7 +241,7 @@ def world_if_launched() -> Any | None:
     except ImportError as exc:
         raise RuntimeError(
             f"started by an MPI launcher ({found or 'PMIX_RANK'}) but mpi4py is not installed: "
-            f'pip install "bpgpu[mpi]"'
+            "pip install mpi4py mpich"
         ) from exc
     return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 

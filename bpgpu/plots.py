@@ -1,8 +1,8 @@
 """Learning curves: test accuracy and training cost per epoch, drawn with matplotlib.
 
-matplotlib is an optional extra (`pip install "bpgpu[plot]"`); without it `plot_history` raises
-`RuntimeError` saying how to install it. Nothing here touches pyplot's global state, so it works
-without a display and inside other programs.
+matplotlib is optional (`pip install matplotlib`, or the `plot` extra of a clone); without it
+`plot_history` raises `RuntimeError` saying how to install it. Nothing here touches pyplot's
+global state, so it works without a display and inside other programs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from ._files import atomic_write
 from .training import EpochRecord
 
-INSTALL_HINT = 'plotting needs matplotlib: pip install "bpgpu[plot]"'
+INSTALL_HINT = "plotting needs matplotlib: pip install matplotlib"
 
 
 def require_matplotlib() -> Any:
