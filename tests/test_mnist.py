@@ -7,6 +7,7 @@ NumPy wrote the book's file); the IDX files byte by byte with `struct`, as LeCun
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pathlib
 import pickle
@@ -19,8 +20,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from fuzzing import MiB, bounded
 
-from bpgpu import mnist
+from bpgpu import _book_pickle, _pickled_arrays, mnist
 from bpgpu.datasets import DataSets, Split, load_digits, load_mnist
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist_chapter1.py"
@@ -287,8 +289,8 @@ def real_functions() -> dict[str, object]:
         "numpy.ndarray": np.ndarray,
         "numpy.dtype": np.dtype,
         **{
-            f"mnist.{name}": getattr(mnist, name)
-            for name in ("_reconstruct", "_latin1_encode", "_Dtype", "_Array")
+            f"stand-in {name}": getattr(_pickled_arrays, name)
+            for name in ("reconstruct", "latin1_encode", "make_array", "Dtype", "Array", "Latin1")
         },
     }
 
@@ -318,7 +320,7 @@ def test_pickle_setting_state_on_an_allowed_global_is_refused_and_changes_nothin
         load_mnist(path)
     assert str(path) in str(info.value)
     assert attributes(real_functions()) == before
-    for global_stand_in in mnist._ALLOWED.values():
+    for global_stand_in in _pickled_arrays.stand_ins(_pickled_arrays.Budget(lambda: 0)).values():
         assert not hasattr(global_stand_in, "__dict__")
     data = book_data((6, 2, 2))
     for split, (X, y) in zip(load_mnist(write_pkl_gz(tmp_path / "ok.pkl.gz", data, 2)), data, strict=True):
@@ -525,3 +527,199 @@ def test_an_idx_header_announcing_too_much_data_is_refused_before_reading(tmp_pa
         (tmp_path / name).write_bytes(content)
     with pytest.raises(ValueError, match=r"announces 100000000000 bytes of data .* the limit is"):
         load_mnist(tmp_path)
+
+
+# ---- bounded by what the file holds: regressions found by fuzzing ------------------------------
+
+
+def memo_bomb(arrays: int, data_bytes: int = 1 << 20) -> bytes:
+    """A pickle of `arrays` arrays that all take one memoised bytes object of `data_bytes` as data:
+    BINPUT once, then BINGET for each `_frombuffer(data, dtype, shape, order)` (protocol 5's call)."""
+    put = [b"q" + bytes([i]) for i in range(5)]  # BINPUT i
+    get = [b"h" + bytes([i]) for i in range(5)]  # BINGET i
+    text = [b"X" + struct.pack("<I", len(t)) + t for t in (b"u1", b"C")]  # BINUNICODE
+    dtype = DTYPE + text[0] + b"\x89\x88\x87R"  # NEWFALSE, NEWTRUE, TUPLE3, REDUCE
+    shape = b"J" + struct.pack("<i", data_bytes) + b"\x85"  # BININT, TUPLE1
+    data = b"B" + struct.pack("<I", data_bytes) + bytes(data_bytes)  # BINBYTES
+    head = FROMBUFFER + put[0] + dtype + put[1] + shape + put[2] + text[1] + put[3] + data + put[4]
+    one = get[0] + b"(" + get[4] + get[1] + get[2] + get[3] + b"tR"  # MARK, TUPLE, REDUCE
+    return b"\x80\x03" + head + b"](" + one * arrays + b"e."  # EMPTY_LIST, MARK, ..., APPENDS, STOP
+
+
+@pytest.mark.parametrize("arrays", [3000, 2])
+def test_pickle_reusing_one_memoised_data_object_for_many_arrays_is_refused_in_bounded_memory(
+    tmp_path, arrays
+):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(memo_bomb(arrays), 9))
+    assert path.stat().st_size < 2000  # 1.2 kB that would make 3000 MiB of arrays
+    with bounded(seconds=10, memory=64 * MiB), pytest.raises(ValueError) as info:
+        load_mnist(path)
+    assert str(path) in str(info.value)
+    assert "refusing to load it: its arrays would take 2097152 bytes, more than the" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["protocol 2", "protocol 4", "protocol 5", "python 2"])
+def test_pickle_with_each_array_s_data_once_still_loads_within_the_budget(tmp_path, kind):
+    data = book_data((700, 10, 10))  # 2.2 MB of training pixels: read in more than one piece
+    raw = python2_pickle(data) if kind == "python 2" else pickle.dumps(data, protocol=int(kind[-1]))
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(raw, 1))
+    with bounded(seconds=10, memory=4 * len(raw)):  # the stream, its data in the memo, the arrays
+        got = load_mnist(path)
+    for split, (X, y) in zip(got, data, strict=True):
+        assert_split(split, X, y)
+
+
+def header_only_idx(directory: pathlib.Path, dims: tuple[int, ...], gz: bool) -> pathlib.Path:
+    """A valid IDX directory whose training images announce `dims` but hold only 1 kB of data."""
+    write_idx_dir(directory, idx_arrays(n_train=12, n_test=5))
+    raw = struct.pack(">4I", 0x803, *dims) + bytes(1000)
+    path = directory / IDX_NAMES["train_images"]
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dims", [(600, 1000, 1000), (2, 1 << 14, 1 << 14), (1 << 20, 32, 32)])
+def test_idx_announcing_more_than_the_cap_is_refused_before_reading_or_converting(tmp_path, gz, dims):
+    path = header_only_idx(tmp_path, dims, gz)
+    with bounded(seconds=10, memory=8 * MiB), pytest.raises(ValueError) as info:
+        load_mnist(tmp_path)
+    assert str(path) in str(info.value)
+    assert f"announces {math.prod(dims)} bytes of data (shape {dims}); the limit is 268435456" in str(
+        info.value
+    )
+    assert 256 * MiB == mnist.MAX_IDX_BYTES
+
+
+def test_plain_idx_announcing_more_than_the_file_holds_is_refused_before_reading(tmp_path):
+    path = header_only_idx(tmp_path, (200, 1000, 1000), gz=False)  # 200 MB, under the cap
+    with bounded(seconds=10, memory=8 * MiB), pytest.raises(ValueError) as info:
+        load_mnist(tmp_path)
+    assert (
+        f"{path}: expected 16 + 200000000 bytes for an array of shape (200, 1000, 1000); got 1016 bytes"
+        in str(info.value)
+    )
+
+
+def test_gzipped_idx_short_of_what_it_announces_takes_memory_for_what_it_holds_only(tmp_path):
+    path = header_only_idx(tmp_path, (200, 1000, 1000), gz=True)
+    with bounded(seconds=10, memory=8 * MiB), pytest.raises(ValueError, match="got 1016 bytes") as info:
+        load_mnist(tmp_path)
+    assert str(path) in str(info.value)
+
+
+def test_idx_images_are_converted_into_one_float32_array_without_temporaries(tmp_path):
+    arrays = idx_arrays(n_train=6000, n_test=6, side=28)  # 4.5 MiB of pixels, 18 MiB of float32
+    write_idx_dir(tmp_path, arrays, gz=True)
+    with bounded(seconds=10, memory=27 * MiB):  # pixels + float32 + labels; float64 would be 36 more
+        got = load_mnist(tmp_path)
+    X = (arrays["train_images"].reshape(6000, 784) / 255).astype(np.float32)
+    np.testing.assert_array_equal(np.concatenate([got.train.X, got.validation.X]), X)
+
+
+@pytest.mark.parametrize("key", ["train_images", "test_images"])
+@pytest.mark.parametrize("side", [(0, 0), (28, 0), (0, 28)])
+def test_idx_images_of_no_pixels_are_refused_naming_the_file(tmp_path, key, side):
+    arrays = idx_arrays(n_train=12, n_test=5)
+    arrays[key] = np.zeros((len(arrays[key]), *side), np.uint8)
+    write_idx_dir(tmp_path, arrays)
+    with pytest.raises(ValueError, match=f"at least 1×1 pixels; got {side[0]}×{side[1]}") as info:
+        load_mnist(tmp_path)
+    assert str(tmp_path / IDX_NAMES[key]) in str(info.value)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("key", ["train_images", "test_labels"])
+def test_a_single_idx_file_given_as_the_path_asks_for_its_directory(tmp_path, key, gz):
+    write_idx_dir(tmp_path, idx_arrays(n_train=12, n_test=5), gz=gz)
+    path = tmp_path / (IDX_NAMES[key] + (".gz" if gz else ""))
+    renamed = path.rename(tmp_path / "mnist.pkl.gz")  # known by its magic number, not by its name
+    for given in (path.with_name("t10k-images-idx3-ubyte.bin"), renamed):
+        if given != renamed:
+            renamed.rename(given)
+            renamed = given
+        with pytest.raises(ValueError) as info:
+            load_mnist(given)
+        message = str(info.value)
+        assert message.startswith(f"{given}: this is one of the four MNIST IDX files"), message
+        assert "pass the directory that holds all four" in message
+
+
+def fifo(path: pathlib.Path) -> pathlib.Path:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("os.mkfifo is not available on this platform")
+    os.mkfifo(path)
+    return path
+
+
+SPECIAL = {
+    "fifo as the path": lambda d: fifo(d / "mnist.pkl.gz"),
+    "/dev/zero as the path": lambda d: pathlib.Path("/dev/zero"),
+    "fifo in the directory": lambda d: fifo(d / IDX_NAMES["train_images"]),
+    "/dev/zero linked in the directory": lambda d: _link(d / IDX_NAMES["test_labels"], "/dev/zero"),
+    "a directory in the directory": lambda d: _mkdir(d / IDX_NAMES["test_images"]),
+}
+
+
+def _link(path: pathlib.Path, target: str) -> pathlib.Path:
+    if not os.path.exists(target):
+        pytest.skip(f"{target} does not exist on this platform")
+    path.symlink_to(target)
+    return path
+
+
+def _mkdir(path: pathlib.Path) -> pathlib.Path:
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("case", SPECIAL)
+def test_special_files_are_refused_by_name_without_reading_them(tmp_path, case):
+    directory = write_idx_dir(tmp_path / "mnist", idx_arrays(n_train=12, n_test=5))
+    for key in IDX_NAMES:
+        (directory / IDX_NAMES[key]).unlink()
+    write_idx_dir(directory, idx_arrays(n_train=12, n_test=5), gz=True)  # .gz: after the special name
+    special = SPECIAL[case](directory if "directory" in case else tmp_path)
+    given = directory if "directory" in case else special
+    with bounded(seconds=5, memory=8 * MiB), pytest.raises(ValueError) as info:
+        load_mnist(given)
+    assert str(info.value).startswith(f"{special}: is "), str(info.value)
+
+
+def test_out_of_memory_while_unpickling_is_not_reported_as_a_damaged_file(tmp_path, monkeypatch):
+    path = write_pkl_gz(tmp_path / "mnist.pkl.gz", book_data((6, 2, 2)))
+
+    def out_of_memory(self):
+        raise MemoryError
+
+    monkeypatch.setattr(_book_pickle._ArraysOnlyUnpickler, "load", out_of_memory)
+    with pytest.raises(MemoryError):
+        load_mnist(path)
+
+
+FORGED_SIZES = {  # tiny pickles whose opcodes announce huge sizes or memo indices
+    "BYTEARRAY8 of 2**40 bytes": b"\x80\x05\x96" + struct.pack("<Q", 1 << 40) + bytes(16) + b".",
+    "BINBYTES8 of 2**30 bytes": b"\x80\x04\x8e" + struct.pack("<Q", 1 << 30) + bytes(16) + b".",
+    "BINUNICODE8 of 2**30 bytes": b"\x80\x04\x8d" + struct.pack("<Q", 1 << 30) + bytes(16) + b".",
+    "FRAME of 2**30 bytes": b"\x80\x04\x95" + struct.pack("<Q", 1 << 30) + b"N.",
+    "LONG_BINPUT at 2**31": b"\x80\x02Nr" + struct.pack("<I", 1 << 31) + b".",
+    "PUT at 10**12": b"(p1000000000000\n.",
+    "a million DUPs": b"\x80\x02N" + b"2" * 1_000_000 + b".",
+    "FRAME shorter than its opcodes": b"\x80\x04\x95"
+    + struct.pack("<Q", 4)
+    + b"\x8e"
+    + struct.pack("<Q", 8)
+    + bytes(8)
+    + b".",
+}
+
+
+@pytest.mark.parametrize("case", FORGED_SIZES)
+def test_pickle_opcodes_announcing_huge_sizes_are_refused_in_bounded_memory(tmp_path, case):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(FORGED_SIZES[case]))
+    with bounded(seconds=10, memory=8 * MiB), pytest.raises(ValueError) as info:
+        load_mnist(path)
+    assert str(info.value).startswith(f"{path}: "), str(info.value)

@@ -12,7 +12,15 @@ import bpgpu
 PACKAGE = pathlib.Path(bpgpu.__file__).parent
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "array_api_strict"}
 # Host-side file I/O (data sets, checkpoints): no equations, host arrays by design.
-HOST_DATA_MODULES = {"datasets.py", "mnist.py", "checkpoint.py", "_npz.py", "_idx.py", "_book_pickle.py"}
+HOST_DATA_MODULES = {
+    "datasets.py",
+    "mnist.py",
+    "checkpoint.py",
+    "_npz.py",
+    "_idx.py",
+    "_book_pickle.py",
+    "_pickled_arrays.py",
+}
 
 
 def imported_roots(path: pathlib.Path) -> set[str]:
