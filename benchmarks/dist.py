@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", nargs="+", default=["W1", "W2"], choices=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, help="cut every workload to this many rows (quick checks)")
-    parser.add_argument("--out", default=str(LOCAL_RESULTS), help=f"(default {LOCAL_RESULTS}, ignored by git)")
+    parser.add_argument(
+        "--out", default=str(LOCAL_RESULTS), help=f"(default {LOCAL_RESULTS}, ignored by git)"
+    )
     args = parser.parse_args(argv)
     if args.child_train:
         name, rows = args.child_train

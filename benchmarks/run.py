@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", help="thread counts to try (default: per workload)")
     parser.add_argument("--rows", type=int, help="override every workload's rows (for quick checks)")
-    parser.add_argument("--out", default=str(LOCAL_RESULTS), help=f"(default {LOCAL_RESULTS}, ignored by git)")
+    parser.add_argument(
+        "--out", default=str(LOCAL_RESULTS), help=f"(default {LOCAL_RESULTS}, ignored by git)"
+    )
     args = parser.parse_args(argv)
     if args.child:
         impl, workload, threads, epochs, *rows = args.child
