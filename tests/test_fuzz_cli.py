@@ -10,10 +10,11 @@ checked.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from fuzzing import MiB, bounded, fuzz_settings
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bpgpu.cli import main
@@ -66,6 +67,10 @@ def in_scratch(tmp_path):
 
 
 @given(argv=command_lines())
+@example(argv=["train", "--epochs", "1", "--save", ""])  # the defects a walkthrough found, always run
+@example(argv=["train", "--epochs", "1", "--plot", ""])
+@example(argv=["train", "--epochs", "1", "--activation", "softmax"])
+@example(argv=["train", "--epochs", "1", "--eta", "1e308", "--save", "m.npz"])
 @fuzz_settings(EXAMPLES)
 def test_random_command_lines_end_in_an_exit_code_and_at_most_one_line(in_scratch, capsys, argv):
     capsys.readouterr()
@@ -78,5 +83,11 @@ def test_random_command_lines_end_in_an_exit_code_and_at_most_one_line(in_scratc
     assert code in (0, 1, 2), (argv, code, err)
     if code:
         assert err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        assert not re.search(r"\b[a-z]+_[a-z_]+=", err), f"names a Python argument, not an option: {err}"
     if code == 2:
         assert out == "", (argv, out)
+    if code == 0 and argv[0] == "train":  # what it was asked to write, it wrote
+        for option in ("--save", "--plot"):
+            if option in argv[:-1]:
+                target = argv[len(argv) - 1 - argv[::-1].index(option) + 1]  # the last one counts
+                assert (in_scratch / target).is_file(), (argv, f"{option} {target!r} wrote nothing")
