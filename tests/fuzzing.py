@@ -42,6 +42,24 @@ def fuzz_settings(examples: int) -> settings:
     )
 
 
+def edited(data: bytes, edit: tuple) -> bytes:
+    """`data` with one edit: ("flip", at, mask), ("cut", at), ("insert", at, bytes), ("delete", at, n)
+    or ("overwrite", at, bytes), `at` taken modulo the length."""
+    kind, at, *more = edit
+    if not data:
+        return b"".join(part for part in more if isinstance(part, bytes))
+    at %= len(data)
+    if kind == "flip":
+        return data[:at] + bytes([data[at] ^ more[0]]) + data[at + 1 :]
+    if kind == "cut":
+        return data[:at]
+    if kind == "insert":
+        return data[:at] + more[0] + data[at:]
+    if kind == "delete":
+        return data[:at] + data[at + more[0] :]
+    return data[:at] + more[0] + data[at + len(more[0]) :]
+
+
 @contextlib.contextmanager
 def bounded(seconds: float = 10.0, memory: int = 64 * MiB) -> Iterator[None]:
     """Fail unless the block ends within `seconds` and allocates at most `memory` bytes at its peak."""

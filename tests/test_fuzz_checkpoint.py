@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 from forged_zip import forge, members_of, npy, npy_of, replaced
-from fuzzing import MiB, bounded, fuzz_settings
+from fuzzing import MiB, bounded, edited, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -79,22 +79,6 @@ edits = st.one_of(
     st.tuples(st.just("delete"), st.integers(0, 1 << 16), st.integers(1, 40)),
     st.tuples(st.just("overwrite"), st.integers(0, 1 << 16), st.binary(min_size=1, max_size=9)),
 )
-
-
-def edited(data: bytes, edit: tuple) -> bytes:
-    kind, at, *more = edit
-    if not data:
-        return b"".join(part for part in more if isinstance(part, bytes))
-    at %= len(data)
-    if kind == "flip":
-        return data[:at] + bytes([data[at] ^ more[0]]) + data[at + 1 :]
-    if kind == "cut":
-        return data[:at]
-    if kind == "insert":
-        return data[:at] + more[0] + data[at:]
-    if kind == "delete":
-        return data[:at] + data[at + more[0] :]
-    return data[:at] + more[0] + data[at + len(more[0]) :]
 
 
 @fuzz_settings(BYTE_EXAMPLES)

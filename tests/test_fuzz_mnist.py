@@ -17,7 +17,7 @@ import struct
 import tempfile
 
 import numpy as np
-from fuzzing import MiB, bounded, fuzz_settings
+from fuzzing import MiB, bounded, edited, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 from test_mnist import IDX_NAMES, idx_arrays, idx_bytes, memo_bomb, python2_pickle
@@ -109,22 +109,6 @@ edits = st.one_of(
     st.tuples(st.just("delete"), positions, st.integers(1, 40)),
     st.tuples(st.just("overwrite"), positions, st.binary(min_size=1, max_size=9)),
 )
-
-
-def edited(data: bytes, edit: tuple) -> bytes:
-    kind, at, *more = edit
-    if not data:
-        return b"".join(part for part in more if isinstance(part, bytes))
-    at %= len(data)
-    if kind == "flip":
-        return data[:at] + bytes([data[at] ^ more[0]]) + data[at + 1 :]
-    if kind == "cut":
-        return data[:at]
-    if kind == "insert":
-        return data[:at] + more[0] + data[at:]
-    if kind == "delete":
-        return data[:at] + data[at + more[0] :]
-    return data[:at] + more[0] + data[at + len(more[0]) :]
 
 
 def stored(raw: bytes, gz: bool, changes: list[tuple], after_gzip: bool) -> bytes:
