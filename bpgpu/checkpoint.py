@@ -52,7 +52,11 @@ _SETTINGS_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
 
 
 def save(net: Network, path: str | os.PathLike[str]) -> None:
-    """Write `net` to `path` (exactly that name; no suffix is added), atomically."""
+    """Write `net` to `path` (exactly that name; no suffix is added), atomically.
+
+    Raises `ValueError`, writing nothing, when a parameter is NaN or infinite (a model `load` would
+    refuse) or when `path` is not a file that can be written (see `_files.check_writable`).
+    """
     metadata = {
         "format": FORMAT,
         "version": VERSION,
@@ -70,6 +74,9 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
     for l, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         arrays[f"weight_{l}"] = net.backend.to_numpy(w)
         arrays[f"bias_{l}"] = net.backend.to_numpy(b)
+    for key, array in arrays.items():  # `load` would refuse such a file: never write one
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"refusing to save to {os.fspath(path)}: {key} holds NaN or infinite values")
     with atomic_write(path) as file:
         np.savez(file, **arrays)
 

@@ -457,3 +457,35 @@ def test_loading_allocates_one_copy_of_the_parameters_not_two(tmp_path):
         loaded = bpgpu.load(path, backend="numpy")
     np.testing.assert_array_equal(loaded.weights[0], net.weights[0])
     assert loaded.sizes == [1000, 1000] and loaded.weights[0].flags.writeable
+
+
+# ---- saving never writes a file load would refuse, nor replaces what is not a regular file ---------
+
+
+def test_a_network_with_nan_parameters_is_not_saved(tmp_path):
+    net = trained()
+    path = tmp_path / "m.npz"
+    net.save(path)
+    good = path.read_bytes()
+    net.weights = [w * np.nan for w in net.weights]
+    with pytest.raises(ValueError, match=r"refusing to save .*weight_0 holds NaN or infinite values"):
+        net.save(path)
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_save_follows_a_link_and_never_replaces_a_fifo_or_a_directory(tmp_path):
+    net = trained()
+    (tmp_path / "real.npz").write_bytes(b"old")
+    (tmp_path / "link.npz").symlink_to(tmp_path / "real.npz")
+    net.save(tmp_path / "link.npz")
+    assert (tmp_path / "link.npz").is_symlink() and bpgpu.load(tmp_path / "real.npz").sizes == SIZES
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(ValueError, match=r"fifo: is not a regular file; refusing to replace it"):
+            net.save(tmp_path / "fifo")
+        assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
+    (tmp_path / "dir").mkdir()
+    for name in ("dir", "new/", "model.npz/"):
+        with pytest.raises(ValueError):
+            net.save(str(tmp_path / name) + ("/" if name.endswith("/") else ""))
+    assert (tmp_path / "dir").is_dir() and not (tmp_path / "model.npz").exists()

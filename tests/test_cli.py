@@ -394,3 +394,34 @@ def options_without_a_default(text):
 def test_every_option_of_every_subcommand_shows_its_default(command):
     text = _help([*BPGPU, *([command] if command else [])])
     assert options_without_a_default(text) == []
+
+
+def test_save_and_plot_never_replace_what_is_not_a_regular_file_and_fail_before_training(tmp_path, capsys):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo) if hasattr(os, "mkfifo") else fifo.mkdir()
+    for argv in (["--save", str(fifo)], ["--plot", str(fifo)], ["--save", f"{tmp_path}/m.npz/"]):
+        assert main(["train", *argv]) == 1, argv
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1, captured  # nothing trained
+        assert "refusing to replace it" in captured.err or "not a file name" in captured.err
+    assert not (fifo.is_file() or (tmp_path / "m.npz").exists())
+
+
+def test_a_model_may_be_saved_beside_the_idx_files_but_not_over_one(tmp_path, capsys):
+    from test_mnist import IDX_NAMES, idx_arrays, write_idx_dir  # the IDX writers of the loader's tests
+
+    directory = write_idx_dir(tmp_path / "idx", idx_arrays())
+    argv = ["train", "--data", str(directory), "--sizes", "784", "10", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--save", str(directory / "model.npz")]) == 0
+    assert main([*argv, "--save", str(directory / IDX_NAMES["train_labels"])]) == 1
+    assert "would overwrite the training data" in capsys.readouterr().err
+
+
+def test_ctrl_c_before_training_says_nothing_was_saved(monkeypatch, tmp_path, capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bpgpu.datasets, "load_digits", interrupted)
+    assert main(["train", "--save", str(tmp_path / "m.npz")]) == 130
+    assert capsys.readouterr().err == "bpgpu train: interrupted; nothing was saved\n"
+    assert not list(tmp_path.iterdir())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 import pytest
 from fuzzing import MiB, bounded, fuzz_settings
@@ -24,7 +25,7 @@ WORDS = st.sampled_from(
     [
         "", " ", "-", "--", "0", "-1", "1", "2", "1e308", "1e400", "nan", "inf", "-inf", "0.5", "1.0",
         "10**400", "abc", "auto", "numpy", "cupy", "NUMPY", "nope", "softmax", "sigmoid", "digits", "/", ".",
-        "/dev/zero", "m.npz", "c.png", "c.txt", "no/such/dir/m.npz", "x" * 300, "é", "--quiet", "\x00",
+        "fifo", "m.npz", "c.png", "c.txt", "no/such/dir/m.npz", "x" * 300, "é", "--quiet", "\x00",
     ]
 )  # fmt: skip
 OPTIONS = {
@@ -33,7 +34,7 @@ OPTIONS = {
         "--cost", "--backend", "--init", "--lmbda", "--regularization", "--momentum", "--early-stopping",
         "--eta-schedule", "--patience", "--dtype", "--seed", "--save", "--plot", "--quiet", "--bogus",
     ],
-    "evaluate": ["--data", "--split", "--backend", "m.npz", "/dev/zero", "."],
+    "evaluate": ["--data", "--split", "--backend", "m.npz", "fifo", "."],
     "info": ["--bogus"],
     "check": ["--backend"],
 }  # fmt: skip
@@ -58,6 +59,10 @@ def command_lines(draw):
 
 @pytest.fixture
 def in_scratch(tmp_path):
+    """The working folder, holding a FIFO named `fifo`: never a system file such as /dev/zero, which a
+    regression that wrote over special files would destroy."""
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
     before = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -86,6 +91,8 @@ def test_random_command_lines_end_in_an_exit_code_and_at_most_one_line(in_scratc
         assert not re.search(r"\b[a-z]+_[a-z_]+=", err), f"names a Python argument, not an option: {err}"
     if code == 2:
         assert out == "", (argv, out)
+    if hasattr(os, "mkfifo"):
+        assert stat.S_ISFIFO(os.lstat(in_scratch / "fifo").st_mode), (argv, "replaced the FIFO")
     if code == 0 and argv[0] == "train":  # what it was asked to write, it wrote
         for option in ("--save", "--plot"):
             if option in argv[:-1]:

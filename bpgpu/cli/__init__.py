@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"bpgpu {args.command}: interrupted", file=sys.stderr)
+        saved = getattr(args, "saved", None)
+        written = f"; saved the model to {saved}" if saved else "; nothing was saved"
+        print(
+            f"bpgpu {args.command}: interrupted{written if args.command == 'train' else ''}", file=sys.stderr
+        )
         return EXIT_INTERRUPTED
     except MISTAKES as exc:
         if args.debug:

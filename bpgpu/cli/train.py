@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from .. import __version__, datasets, distributed
+from .._files import check_writable
 from ..activations import ACTIVATIONS
 from ..costs import COSTS
 from ..network import INITS, REGULARIZATIONS, SCHEDULES, Network
@@ -169,10 +170,15 @@ def run(args: argparse.Namespace) -> int:
         return _interrupted(args, stop, lead, net, sizes, source)
     except TrainingDivergedError as error:
         settings = f"--eta {args.eta:g}" + (f" with --lmbda {args.lmbda:g}" if args.lmbda else "")
-        raise ValueError(
+        message = (
             f"training diverged in epoch {error.epoch}: a parameter or the cost became NaN or infinite; "
             f"{settings} is too large for this network (nothing was saved)"
-        ) from error
+        )
+        if comm is None:
+            raise ValueError(message) from error
+        if lead:  # under mpiexec every rank diverged in the same epoch: one line, and no abort
+            print(f"bpgpu train: error: {message}", file=sys.stderr)
+        return scripts.EXIT_ERROR
     finally:
         bar.close()
     if not lead:
@@ -186,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.save is not None:
         net.save(args.save)
+        args.saved = args.save  # for a Ctrl-C after this point (see bpgpu.cli.main)
         say(f"saved the model to {args.save}")
     if args.plot is not None:
         _plot(history, args.plot, sizes, source, net)
@@ -208,12 +215,15 @@ def _interrupted(
     if stop.rows_done:
         held += f" and {stop.rows_done} of the {stop.rows} rows of epoch {stop.epoch}"
     message = f"bpgpu train: interrupted during epoch {stop.epoch}; the network holds {held}"
+    if stop.diverged:
+        message += f" (epoch {stop.epoch} had diverged: NaN or infinite parameters)"
     if args.save is not None:
         net.save(args.save)
         message += f"; saved it as it stands to {args.save}"
-    print(message, file=sys.stderr)
     if args.plot is not None and stop.history:
         _plot(stop.history, args.plot, sizes, source, net)
+        message += f"; drew the learning curves in {args.plot}"
+    print(message, file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
@@ -226,32 +236,27 @@ def _best_epoch(history: list[EpochRecord]) -> int:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """--save and --plot must be writable files that are neither the data nor each other."""
+    """--save and --plot must be files that can be written (never a device, a FIFO or a directory),
+    that are neither a data file nor each other."""
     data = None if args.data == "digits" else os.path.realpath(args.data)
+    targets = {}
     for option in ("save", "plot"):
         path = getattr(args, option)
         if path is None:
             continue
-        _check_writable(path, f"--{option}")
-        real = os.path.realpath(path)
-        if data is not None and (real == data or real.startswith(data.rstrip(os.sep) + os.sep)):
+        try:
+            targets[option] = real = check_writable(path, "model" if option == "save" else "picture")
+        except ValueError as exc:
+            raise ValueError(f"--{option} {exc}") from None
+        inside = data is not None and os.path.dirname(real) == data and "-ubyte" in os.path.basename(real)
+        if data is not None and (real == data or inside):
             raise ValueError(f"--{option} {path}: would overwrite the training data {args.data}")
-    if args.save and args.plot and os.path.realpath(args.save) == os.path.realpath(args.plot):
+    if len(targets) == 2 and targets["save"] == targets["plot"]:
         raise ValueError(f"--save and --plot name the same file {args.save}")
     if args.plot:
         from ..plots import check_plot_path
 
         check_plot_path(args.plot)
-
-
-def _check_writable(path: str, option: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValueError(f"{option} {path}: directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path}: is a directory; give a file name")
-    if not os.access(directory, os.W_OK):
-        raise ValueError(f"{option} {path}: cannot write in {directory}")
 
 
 def _plot(history: list[EpochRecord], path: str, sizes: list[int], source: str, net: Network) -> None:
