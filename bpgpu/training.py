@@ -82,12 +82,18 @@ class TrainingInterrupted(KeyboardInterrupt):
     The network's parameters are exactly those after `rows_done` of the `rows` training rows of
     epoch `epoch` (0 ≤ rows_done ≤ rows; rows_done = 0 means the epoch had not taken a step);
     `history` holds the records of the completed epochs. It is a `KeyboardInterrupt`, so code that
-    catches that still does.
+    catches that still does. `diverged`: the epoch's steps had already made a parameter NaN or
+    infinite, so the network was put back where the epoch began (rows_done = 0), as when an epoch
+    diverges without an interrupt.
     """
 
-    def __init__(self, epoch: int, rows_done: int, rows: int, history: Sequence[EpochRecord]) -> None:
-        super().__init__(f"interrupted in epoch {epoch} after {rows_done} of its {rows} rows")
+    def __init__(
+        self, epoch: int, rows_done: int, rows: int, history: Sequence[EpochRecord], diverged: bool = False
+    ) -> None:
+        note = "; it had diverged, so the network is back where the epoch began" if diverged else ""
+        super().__init__(f"interrupted in epoch {epoch} after {rows_done} of its {rows} rows{note}")
         self.epoch, self.rows_done, self.rows, self.history = epoch, rows_done, rows, list(history)
+        self.diverged = diverged
 
 
 def all_finite(arrays: Sequence[Array], xp: Any) -> Array:
@@ -254,6 +260,7 @@ def train(
     # What the network holds and how far it got, replaced in one assignment after every step, so a
     # Ctrl-C anywhere can put the network back to a whole step and say exactly which one.
     state = (net.weights, net.biases, 0, 0)  # weights, biases, epoch, rows of that epoch done
+    began, stream = (net.weights, net.biases), net._random.shuffle_state
     try:
         for epoch in range(plan.epochs):
             start = time.perf_counter()
@@ -295,10 +302,18 @@ def train(
                     break
     except KeyboardInterrupt:
         net.weights, net.biases, epoch, done = state
+        if not bool(all_finite([*net.weights, *net.biases], xp)):  # diverging when interrupted
+            (net.weights, net.biases), net._random.shuffle_state = began, stream
+            raise TrainingInterrupted(epoch, 0, n, history, diverged=True) from None
         raise TrainingInterrupted(epoch, done, n, history) from None
     except Exception as error:
-        if parallel is not None:
-            parallel.abort(error)  # the other ranks would wait in the next all-reduce forever
+        # The other ranks would wait in the next all-reduce forever; but with the whole data on
+        # every rank, all hold the same parameters and numbers and diverge in the same epoch.
+        same_everywhere = (
+            isinstance(error, TrainingDivergedError) and parallel is not None and not parallel.shard
+        )
+        if parallel is not None and not same_everywhere:
+            parallel.abort(error)
         raise
     if plan.early_stopping is not None:
         net.weights, net.biases = best

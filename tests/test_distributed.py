@@ -271,3 +271,15 @@ def test_cli_trains_under_mpiexec_and_only_rank_0_speaks(tmp_path: Path) -> None
     assert result.stdout.count("test accuracy") == 1, result.stdout
     assert result.stderr == ""
     assert bpgpu.load(model).sizes == [64, 30, 10]
+
+
+@needs_mpi
+def test_training_that_diverges_under_mpiexec_is_one_line_without_an_abort(tmp_path: Path) -> None:
+    bpgpu_command = Path(sys.executable).with_name("bpgpu")
+    model = tmp_path / "model.npz"
+    command = [str(bpgpu_command), "train", "--epochs", "2", "--eta", "1e308", "--save", str(model)]
+    result = _launch(2, *command, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("bpgpu train: error: training diverged in epoch 0")
+    assert result.stderr.count("\n") == 1, result.stderr  # no traceback, no MPI abort message
+    assert not model.exists()

@@ -313,3 +313,21 @@ def test_ctrl_c_leaves_exactly_the_steps_it_reports(backend):
         replay.update_mini_batch(X[rows], labels[rows], 0.5)
     for got, want in zip(params(net), params(replay), strict=True):
         assert_close(got, want, "float64")
+
+
+def test_ctrl_c_while_diverging_puts_the_network_back_where_the_epoch_began(backend):
+    X, labels = data()
+    net = bpgpu.Network(SIZES, backend=backend, seed=5)
+    before, stream = params(net), net._random.shuffle_state
+
+    def progress(done, rows):
+        if done == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(training.TrainingInterrupted) as info:
+        net.SGD((X, labels), 3, 5, 1e308, progress=progress)
+    assert (info.value.diverged, info.value.epoch, info.value.rows_done) == (True, 0, 0)
+    assert "it had diverged" in str(info.value)
+    for got, want in zip(params(net), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert net._random.shuffle_state == stream
