@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .backends import Backend
+from .backends.host import host_memory_bytes
 from .backprop import one_hot
 
 DTYPES = ("float32", "float64")
@@ -102,17 +103,23 @@ def layer_sizes(sizes: Any) -> list[int]:
 
 
 def parameters_fit(sizes: list[int], dtype: str, backend: Backend) -> None:
-    """A `ValueError` when the parameters of `sizes` alone would exceed the memory of `backend`'s
-    device (the host's for CPU backends), so that an impossible network fails at once, not after
-    drawing gigabytes of random numbers."""
+    """A `ValueError` when the parameters of `sizes` could not be drawn or held, so that an impossible
+    network fails at once, not after drawing gigabytes of random numbers.
+
+    The host draws every parameter, one layer at a time in float64, and keeps them in `dtype` until
+    they move: that must fit in the host's memory; the parameters must then fit in the device's.
+    """
     count = sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(sizes))
-    needed = count * (4 if dtype == "float32" else 8)
-    limit = backend.memory_bytes()
-    if limit is not None and needed > limit:
-        raise ValueError(
-            f"sizes {show(sizes)} make {count:.3g} parameters, {needed / 2**30:.3g} GiB in {dtype}: "
-            f"more than the {limit / 2**30:.3g} GiB of memory of {backend.name} on {backend.device}"
-        )
+    largest = max((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(sizes))
+    itemsize = 4 if dtype == "float32" else 8
+    needs = [(count * itemsize + 8 * largest, host_memory_bytes(), "the host")]
+    needs.append((count * itemsize, backend.memory_bytes(), f"{backend.name} on {backend.device}"))
+    for needed, limit, where in needs:
+        if limit is not None and needed > limit:
+            raise ValueError(
+                f"sizes {show(sizes)} make {count:.3g} parameters in {dtype}: drawing and holding them "
+                f"needs {needed / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB of memory of {where}"
+            )
 
 
 def seed(value: Any) -> int | None:

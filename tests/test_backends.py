@@ -169,7 +169,7 @@ class FakeDevice:
 
     def __init__(self):
         self.entered, self.synchronized = 0, 0
-        self.mem_info = (3 << 30, 4 << 30)  # (free, total) bytes, as cupy.cuda.Device reports them
+        self.mem_info = (32 << 20, 64 << 20)  # (free, total) bytes, as cupy.cuda.Device reports them
 
     def __enter__(self):
         self.entered += 1
@@ -212,8 +212,8 @@ def test_working_cupy_is_listed_chosen_by_auto_and_announced(monkeypatch, caplog
     np.testing.assert_array_equal(net.backend.to_numpy(net.weights[0]), ref.backend.to_numpy(ref.weights[0]))
     assert device.synchronized == 2  # once per epoch
     assert device.entered >= 1  # public methods run with the network's device current
-    with pytest.raises(ValueError, match=r"more than the 4 GiB of memory of cupy on "):
-        bpgpu.Network([40000, 40000], backend="cupy")  # 6 GiB of float32 parameters: the host has room
+    with pytest.raises(ValueError, match=r"more than the 0.0625 GiB of memory of cupy on "):
+        bpgpu.Network([5000, 5000], backend="cupy")  # 95 MiB of float32 parameters: the host has room
 
 
 def test_cupy_whose_test_product_is_wrong_is_unavailable(monkeypatch):

@@ -328,4 +328,4 @@ def test_a_network_larger_than_memory_is_refused_before_anything_is_drawn():
     with bounded(seconds=10, memory=16 * MiB), pytest.raises(ValueError) as info:
         bpgpu.Network([115711875] * 4, backend="numpy")
     message = str(info.value)
-    assert "4.02e+16 parameters" in message and "GiB of memory of numpy on cpu" in message
+    assert "4.02e+16 parameters in float32" in message and "GiB of memory of the host" in message

@@ -42,7 +42,9 @@ class HostRandom:
     def standard_normal(self, shape: tuple[int, ...], dtype: str, scale: float = 1.0) -> np.ndarray:
         """N(0, scale²) samples: drawn N(0, 1) in float64, multiplied by `scale`, then cast to `dtype`."""
         draws = self._init.standard_normal(shape)
-        return (draws if scale == 1.0 else draws * scale).astype(dtype)
+        if scale != 1.0:
+            draws *= scale  # in place: one float64 array per layer, never two
+        return draws.astype(dtype, copy=False)
 
     def permutation(self, n: int) -> np.ndarray:
         """A random order of `range(n)` as int64 indices."""
