@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> float:
     )
     parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors only
 
     data = load_digits()
     net = bpgpu.Network([64, args.hidden, 10], backend=args.backend, seed=args.seed)

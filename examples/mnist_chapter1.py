@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> float:
     )
     parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors only
 
     data = load_mnist(args.path)  # a missing or damaged file: one line on stderr, from scripts.run
     net = bpgpu.Network([data.train.X.shape[1], args.hidden, 10], backend=args.backend, seed=args.seed)

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> float:
     )
     parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors only
 
     try:
         data = load_mnist(args.path)

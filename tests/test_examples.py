@@ -154,7 +154,7 @@ def test_mnist_chapter3_example_trains_on_a_small_file_in_the_books_format(tmp_p
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "cost='cross_entropy', init='scaled'" in lines[0]
+    assert any("cost='cross_entropy', init='scaled'" in line for line in lines[:2])  # after the log note
     epochs = [line for line in lines if line.startswith("Epoch")]
     assert len(epochs) == 2 and "evaluation accuracy" in epochs[0] and "training cost" in epochs[0]
     assert lines[-1].startswith("test accuracy: ")
@@ -186,6 +186,7 @@ def test_every_example_shows_each_options_default_in_its_help(name):
         (["--backend", "nope"], {}, "argument --backend: expected one of auto, numpy"),
         ([], {"BPGPU_BACKEND": "bogus"}, "unknown backend 'bogus' (from environment variable BPGPU_BACKEND)"),
         (["--epochs", "0"], {}, "argument --epochs: expected a positive int, got '0'"),
+        (["--eta", "1e308"], {}, "training diverged in epoch 0"),  # after the log note: stdout
     ],
 )
 def test_an_example_ends_a_mistake_with_one_line(args, env, expected):
