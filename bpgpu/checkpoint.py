@@ -7,7 +7,7 @@ The file is a NumPy `.npz` archive (a zip of stored `.npy` arrays) written with 
 - `weight_0` ... `weight_{L-2}` (sizes[l+1], sizes[l]) and `bias_0` ... (sizes[l+1],), in `dtype`.
 
 Saving is atomic (a temporary file renamed over the target). Loading runs no code from the file (no
-pickles) and trusts nothing it declares (`_npz` reads the zip and `.npy` layers): only regular files
+pickles) and trusts nothing it declares (`bpgpu.io.npz` reads the zip and `.npy` layers): only regular files
 are opened, every entry and setting is checked, and a truncated, corrupt, forged, foreign or newer
 file raises `ValueError` naming the file and the problem, in time and memory bounded by the file's
 size; a good file loads with exactly the saved bits.
@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, _npz
+from . import __version__
 from . import _validation as check
-from ._files import atomic_write
 from .backends import get_backend
+from .io import npz
+from .io.files import atomic_write
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -55,7 +56,7 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
     """Write `net` to `path` (exactly that name; no suffix is added), atomically.
 
     Raises `ValueError`, writing nothing, when a parameter is NaN or infinite (a model `load` would
-    refuse) or when `path` is not a file that can be written (see `_files.check_writable`).
+    refuse) or when `path` is not a file that can be written (see `bpgpu.io.files.check_writable`).
     """
     metadata = {
         "format": FORMAT,
@@ -94,11 +95,11 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
     """
     name = os.fspath(path)
     target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
-    with _npz.open_archive(name) as archive:
-        members = _npz.entries(archive)
+    with npz.open_archive(name) as archive:
+        members = npz.entries(archive)
         if "metadata" not in members:
             raise ValueError(f"{name}: not a bpgpu model file (no 'metadata' entry; has {_keys(members)})")
-        metadata = _metadata(name, _npz.read_array(archive, members["metadata"], _metadata_header))
+        metadata = _metadata(name, npz.read_array(archive, members["metadata"], _metadata_header))
         try:
             sizes = check.layer_sizes(metadata["sizes"])
             dtype = check.dtype_name(metadata["dtype"])
@@ -106,7 +107,7 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
             raise ValueError(f"{name}: invalid model settings: {exc}") from exc
         if len(sizes) > len(members):  # so that listing the entries it needs costs little
             raise ValueError(
-                f"{name}: entries do not match sizes {_npz.shown(sizes)}: those need "
+                f"{name}: entries do not match sizes {npz.shown(sizes)}: those need "
                 f"{2 * len(sizes) - 1} entries, the file has {len(members)}"
             )
         shapes = {}
@@ -115,12 +116,12 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
         missing, extra = shapes.keys() - members.keys(), members.keys() - {*shapes, "metadata"}
         if missing or extra:
             raise ValueError(
-                f"{name}: entries do not match sizes {_npz.shown(sizes)}: "
+                f"{name}: entries do not match sizes {npz.shown(sizes)}: "
                 f"missing {_keys(missing)}, unexpected {_keys(extra)}"
             )
         net = _settings(name, metadata, sizes, dtype, target)  # all checked before any array is read
         arrays = {
-            key: _npz.read_array(archive, members[key], _parameter_header(shape, dtype))
+            key: npz.read_array(archive, members[key], _parameter_header(shape, dtype))
             for key, shape in shapes.items()
         }
     for key, array in arrays.items():
@@ -156,11 +157,11 @@ def _settings(name: str, metadata: dict[str, Any], sizes: list[int], dtype: str,
 def _keys(keys: Any, limit: int = 8) -> str:
     """Sorted entry names for a message: the first `limit` of them, and how many there are."""
     names = sorted(keys)
-    listed = ", ".join(_npz.shown(key, 40) for key in names[:limit])
+    listed = ", ".join(npz.shown(key, 40) for key in names[:limit])
     return f"[{listed}]" if len(names) <= limit else f"[{listed}, ... ({len(names)} in all)]"
 
 
-def _metadata_header(header: _npz.Header) -> str | None:
+def _metadata_header(header: npz.Header) -> str | None:
     if header.dtype != np.uint8 or len(header.shape) != 1:
         return f"should be uint8 bytes (1-d), got {header.dtype} {header.shape}"
     if header.shape[0] > METADATA_LIMIT:
@@ -168,8 +169,8 @@ def _metadata_header(header: _npz.Header) -> str | None:
     return None
 
 
-def _parameter_header(shape: tuple[int, ...], dtype: str) -> Callable[[_npz.Header], str | None]:
-    def expect(header: _npz.Header) -> str | None:
+def _parameter_header(shape: tuple[int, ...], dtype: str) -> Callable[[npz.Header], str | None]:
+    def expect(header: npz.Header) -> str | None:
         if header.shape != shape or header.dtype != np.dtype(dtype):
             return f"should be {dtype} {shape}, got {header.dtype} {header.shape}"
         return None
@@ -187,10 +188,10 @@ def _metadata(name: str, raw: np.ndarray) -> dict[str, Any]:
         raise ValueError(f"{name}: 'metadata' nests lists or objects more than {METADATA_DEPTH} deep")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f"{name}: not a bpgpu model file (format {_npz.shown(found)}, expected {FORMAT!r})")
+        raise ValueError(f"{name}: not a bpgpu model file (format {npz.shown(found)}, expected {FORMAT!r})")
     version = metadata.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{name}: invalid format version {_npz.shown(version)}")
+        raise ValueError(f"{name}: invalid format version {npz.shown(version)}")
     if version > VERSION:
         raise ValueError(
             f"{name}: written in model format version {version} by bpgpu "

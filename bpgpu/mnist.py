@@ -37,13 +37,13 @@ from __future__ import annotations
 import os
 import pathlib
 
-from ._book_pickle import MAX_OPCODES as MAX_PICKLE_OPCODES
-from ._book_pickle import read_book_pickle
-from ._files import open_regular
-from ._idx import NAMES as IDX_NAMES
-from ._idx import VALIDATION_ROWS, is_idx, read_idx_directory
 from ._splits import DataSets
-from ._streams import GZIP_MAGIC, head
+from .io.book_pickle import MAX_OPCODES as MAX_PICKLE_OPCODES
+from .io.book_pickle import read_book_pickle
+from .io.files import open_regular
+from .io.idx import NAMES as IDX_NAMES
+from .io.idx import VALIDATION_ROWS, is_idx, read_idx_directory
+from .io.streams import GZIP_MAGIC, head
 
 __all__ = ["MAX_IDX_BYTES", "MAX_PICKLE_BYTES", "MAX_PICKLE_OPCODES", "VALIDATION_ROWS", "load_mnist"]
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ._files import atomic_write
+from .io.files import atomic_write
 from .training import EpochRecord
 
 INSTALL_HINT = "plotting needs matplotlib: pip install matplotlib"

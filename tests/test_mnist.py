@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 from fuzzing import MiB, bounded
 
-from bpgpu import _book_pickle, _pickled_arrays, mnist
+from bpgpu import mnist
 from bpgpu.datasets import DataSets, Split, load_digits, load_mnist
+from bpgpu.io import book_pickle as _book_pickle
+from bpgpu.io import pickled_arrays as _pickled_arrays
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist_chapter1.py"
 IDX_NAMES = {

@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 from .. import __version__, datasets, distributed
-from .._files import check_writable
 from ..activations import ACTIVATIONS
 from ..costs import COSTS
+from ..io.files import check_writable
 from ..network import INITS, REGULARIZATIONS, SCHEDULES, Network
 from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted
 from . import scripts

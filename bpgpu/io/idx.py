@@ -15,9 +15,9 @@ import struct
 
 import numpy as np
 
-from ._files import open_regular
-from ._splits import DataSets, Split
-from ._streams import GZIP_ERRORS, gunzipped, is_gzipped, read_up_to
+from .._splits import DataSets, Split
+from .files import open_regular
+from .streams import GZIP_ERRORS, gunzipped, is_gzipped, read_up_to
 
 VALIDATION_ROWS = 10_000
 UNSIGNED_BYTES = b"\x00\x00\x08"  # the magic number's first three bytes; the fourth is the ndim

@@ -23,7 +23,7 @@ from typing import IO
 
 import numpy as np
 
-from ._files import open_regular
+from .files import open_regular
 
 MAGIC = b"\x93NUMPY"
 HEADER_LIMIT = 1 << 16  # bytes of .npy header text; NumPy writes well under 1 KiB for any array

@@ -23,9 +23,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._pickled_arrays import Array, Budget, RefusedError, describe, stand_ins
-from ._splits import DataSets, Split
-from ._streams import GZIP_ERRORS, gunzipped, read_up_to
+from .._splits import DataSets, Split
+from .pickled_arrays import Array, Budget, RefusedError, describe, stand_ins
+from .streams import GZIP_ERRORS, gunzipped, read_up_to
 
 MAX_OPCODES = 100_000  # NumPy writes about 20 for each array; the book's file holds 6 arrays
 SPLITS = ("training_data", "validation_data", "test_data")
