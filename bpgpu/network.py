@@ -73,7 +73,16 @@ class Network:
         seed: int | None = None,
         init: str = "normal",
     ) -> None:
-        self._configure(sizes, activation, output_activation, cost, backend, dtype, seed, init)
+        self._configure(
+            sizes,
+            activation=activation,
+            output_activation=output_activation,
+            cost=cost,
+            backend=backend,
+            dtype=dtype,
+            seed=seed,
+            init=init,
+        )
         # The book's order: every bias vector first, then every weight matrix. Biases are N(0, 1);
         # weights N(0, 1) ("normal", network.py) or N(0, 1/n_in) ("scaled", network2.py).
         pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
@@ -90,13 +99,13 @@ class Network:
         """A network with every setting checked (its parameters would fit) but no parameters drawn:
         for `bpgpu.load`, which then sets `weights` and `biases` to the saved ones."""
         net = cls.__new__(cls)
-        keys = ("activation", "output_activation", "cost", "backend", "dtype", "seed", "init")
-        net._configure(sizes, *(settings[key] for key in keys))
+        net._configure(sizes, **settings)
         return net
 
     def _configure(
         self,
         sizes: Sequence[int],
+        *,
         activation: str,
         output_activation: str | None,
         cost: str,
