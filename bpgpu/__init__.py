@@ -4,8 +4,7 @@ __version__ = "0.1.0"  # first, so that modules below can import it
 
 from . import datasets, distributed, plots  # `bpgpu.plots.plot_history(...)` works after `import bpgpu`
 from .backends import BACKEND_NAMES, Backend, available_backends, get_backend
-from .checkpoint import load
-from .network import Network
+from .network import Network, load
 from .training import EpochRecord, TrainingDivergedError, TrainingInterrupted
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Saving a `Network` to one file and loading it back, on any backend, without running code.
+"""A network's settings and parameters in one file and back, without running code (host side only;
+`Network.save` and `bpgpu.load` build on `save` and `read`).
 
 The file is a NumPy `.npz` archive (a zip of stored `.npy` arrays) written with `numpy.savez`:
 
@@ -18,24 +19,20 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from . import __version__
 from . import _validation as check
-from .backends import get_backend
 from .io import npz
 from .io.files import atomic_write
 
-if TYPE_CHECKING:
-    from .backends import Backend
-    from .network import Network
-
 FORMAT = "bpgpu-network"
 VERSION = 1
-_METADATA_FIELDS = (
+T = TypeVar("T")
+SETTINGS = (
     "sizes",
     "activation",
     "output_activation",
@@ -52,41 +49,39 @@ INT_DIGITS = 64  # the longest integer in the metadata (the shuffle state's 128-
 _SETTINGS_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
-def save(net: Network, path: str | os.PathLike[str]) -> None:
-    """Write `net` to `path` (exactly that name; no suffix is added), atomically.
+def save(
+    path: str | os.PathLike[str],
+    settings: dict[str, Any],
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+) -> None:
+    """Write a network's `settings` (every field of `SETTINGS`) and host parameters to `path`
+    (exactly that name; no suffix is added), atomically.
 
-    Raises `ValueError`, writing nothing, when a parameter is NaN or infinite (a model `load` would
+    Raises `ValueError`, writing nothing, when a parameter is NaN or infinite (a model `read` would
     refuse) or when `path` is not a file that can be written (see `bpgpu.io.files.check_writable`).
     """
-    metadata = {
-        "format": FORMAT,
-        "version": VERSION,
-        "bpgpu_version": __version__,
-        "sizes": net.sizes,
-        "activation": net.activation,
-        "output_activation": net.output_activation,
-        "cost": net.cost_name,
-        "init": net.init,
-        "dtype": net.dtype,
-        "seed": net.seed,
-        "shuffle_state": net._random.shuffle_state,
-    }
+    metadata = {"format": FORMAT, "version": VERSION, "bpgpu_version": __version__}
+    metadata.update((field, settings[field]) for field in SETTINGS)
     arrays = {"metadata": np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)}
-    for l, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        arrays[f"weight_{l}"] = net.backend.to_numpy(w)
-        arrays[f"bias_{l}"] = net.backend.to_numpy(b)
-    for key, array in arrays.items():  # `load` would refuse such a file: never write one
+    for l, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        arrays[f"weight_{l}"], arrays[f"bias_{l}"] = w, b
+    for key, array in arrays.items():  # `read` would refuse such a file: never write one
         if not np.all(np.isfinite(array)):
             raise ValueError(f"refusing to save to {os.fspath(path)}: {key} holds NaN or infinite values")
     with atomic_write(path) as file:
         np.savez(file, **arrays)
 
 
-def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> Network:
-    """The network saved at `path`, on `backend` (default: `BPGPU_BACKEND`, else "auto").
+def read(
+    path: str | os.PathLike[str], configure: Callable[[dict[str, Any], list[int], str], T]
+) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
+    """The model saved at `path`: `(configure(settings, sizes, dtype), weights, biases)`.
 
-    Outputs equal those of the saved network on every backend (the parameters are the saved bits).
-    Training can continue where it stopped: the shuffle stream resumes from its saved state.
+    `configure` receives the saved settings (every field of `SETTINGS`, unchecked but for `sizes`
+    and `dtype`, which it gets checked) before any parameter is read, and raises what invalid
+    settings raise; that becomes a `ValueError` naming the file. The parameters are host arrays
+    with exactly the saved bits, checked for shape, dtype and finiteness.
 
     Raises:
         FileNotFoundError: nothing at `path`.
@@ -94,7 +89,6 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
             message starts with the file's name); also a FIFO, a device or a directory.
     """
     name = os.fspath(path)
-    target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
     with npz.open_archive(name) as archive:
         members = npz.entries(archive)
         if "metadata" not in members:
@@ -119,7 +113,10 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
                 f"{name}: entries do not match sizes {npz.shown(sizes)}: "
                 f"missing {_keys(missing)}, unexpected {_keys(extra)}"
             )
-        net = _settings(name, metadata, sizes, dtype, target)  # all checked before any array is read
+        try:  # all settings checked before any array is read
+            configured = configure({field: metadata[field] for field in SETTINGS}, sizes, dtype)
+        except _SETTINGS_ERRORS as exc:
+            raise ValueError(f"{name}: invalid model settings: {exc}") from exc
         arrays = {
             key: npz.read_array(archive, members[key], _parameter_header(shape, dtype))
             for key, shape in shapes.items()
@@ -127,31 +124,8 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> 
     for key, array in arrays.items():
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name}: entry {key!r} holds NaN or infinite values")
-    with net.backend.activate():
-        net.weights = [net.backend.asarray(arrays[f"weight_{l}"]) for l in range(len(sizes) - 1)]
-        net.biases = [net.backend.asarray(arrays[f"bias_{l}"]) for l in range(len(sizes) - 1)]
-    return net
-
-
-def _settings(name: str, metadata: dict[str, Any], sizes: list[int], dtype: str, backend: Backend) -> Network:
-    """A network with the saved settings and shuffle state and no parameters yet (none are drawn)."""
-    from .network import Network  # network imports this module for `Network.save`
-
-    try:
-        net = Network._without_parameters(
-            sizes,
-            activation=metadata["activation"],
-            output_activation=metadata["output_activation"],
-            cost=metadata["cost"],
-            init=metadata["init"],
-            dtype=dtype,
-            seed=metadata["seed"],
-            backend=backend,
-        )
-        net._random.shuffle_state = metadata["shuffle_state"]
-    except _SETTINGS_ERRORS as exc:
-        raise ValueError(f"{name}: invalid model settings: {exc}") from exc
-    return net
+    layers = range(len(sizes) - 1)
+    return configured, [arrays[f"weight_{l}"] for l in layers], [arrays[f"bias_{l}"] for l in layers]
 
 
 def _keys(keys: Any, limit: int = 8) -> str:
@@ -198,7 +172,7 @@ def _metadata(name: str, raw: np.ndarray) -> dict[str, Any]:
             f"{str(metadata.get('bpgpu_version', '?'))[:40]}; this bpgpu ({__version__}) reads version "
             f"{VERSION} or older: upgrade bpgpu to load it"
         )
-    missing = [field for field in _METADATA_FIELDS if field not in metadata]
+    missing = [field for field in SETTINGS if field not in metadata]
     if missing:
         raise ValueError(f"{name}: model metadata lacks {missing}")
     return metadata

@@ -133,7 +133,7 @@ class DataParallel:
         hyper-parameters of `plan` (a `training.Plan`), including the evaluation data that early
         stopping and the eta schedule judge.
         """
-        x, y, rule, evaluation = plan.x, plan.y, plan.rule, plan.evaluation
+        x, y, update, evaluation = plan.x, plan.y, plan.update, plan.evaluation
         exact: dict[str, Any] = {
             "sizes": list(net.sizes),
             "activation": (net.activation, net.output_activation),
@@ -147,7 +147,7 @@ class DataParallel:
             "epochs": plan.epochs,
             "mini_batch_size": plan.mini_batch_size,
             "eta": plan.eta,
-            "lmbda, regularization, momentum": (rule.lmbda, rule.regularization, rule.momentum),
+            "lmbda, regularization, momentum": (update.lmbda, update.regularization, update.momentum),
             "monitor": tuple(plan.monitor),
             "early_stopping": plan.early_stopping,
             "eta_schedule, patience": (plan.eta_schedule, plan.patience),

@@ -22,7 +22,8 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
-from .training import MONITORS, EpochRecord, Plan, Rule, TrainingDivergedError, all_finite, totals, train
+from .step import Model, Params, Step, Update, all_finite, totals
+from .training import MONITORS, EpochRecord, Plan, TrainingDivergedError, train
 
 Array = Any
 INITS = ("normal", "scaled")
@@ -144,6 +145,7 @@ class Network:
         self.num_layers = len(self.sizes)
         hidden = [ACTIVATIONS[self.activation]] * (self.num_layers - 2)
         self._sigmas = [*hidden, ACTIVATIONS[self.output_activation]]
+        self._model = Model(tuple(self._sigmas), self._cost)  # what the equations need
 
     def __repr__(self) -> str:
         return (
@@ -158,7 +160,18 @@ class Network:
         The file holds the settings, the parameters and where the shuffle stream stands, so a loaded
         network gives the same outputs on any backend and continues training as this one would.
         """
-        checkpoint.save(self, path)
+        settings = {
+            "sizes": self.sizes,
+            "activation": self.activation,
+            "output_activation": self.output_activation,
+            "cost": self.cost_name,
+            "init": self.init,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "shuffle_state": self._random.shuffle_state,
+        }
+        to_host = self.backend.to_numpy
+        checkpoint.save(path, settings, [to_host(w) for w in self.weights], [to_host(b) for b in self.biases])
 
     @property
     def xp(self) -> Any:
@@ -242,7 +255,8 @@ class Network:
         x = self._x(X)
         y = self._y(Y, x.shape[0])
         n = x.shape[0] if n is None else check.positive_int(n, "n")
-        weights, biases, _ = self._step(x, y, eta, Rule(lmbda, n, regularization))
+        step = Step(self._model, Update(lmbda, n, regularization), self.xp)
+        weights, biases, _ = self.backend.compile(step)(Params(self.weights, self.biases), x, y, eta)
         if not bool(all_finite([*weights, *biases], self.xp)):
             raise TrainingDivergedError(
                 f"the step made a parameter NaN or infinite (eta={eta:g}"
@@ -338,7 +352,19 @@ class Network:
         if parallel is not None:
             parallel.raise_together(None)
             parallel.check_same(self, plan)
-        return train(self, plan, parallel, verbose, callback, progress)
+        return train(
+            self._model,
+            self.backend,
+            self._random,
+            self.weights,
+            self.biases,
+            plan,
+            commit=self._commit,
+            parallel=parallel,
+            verbose=verbose,
+            callback=callback,
+            progress=progress,
+        )
 
     def _plan(
         self,
@@ -381,7 +407,7 @@ class Network:
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
         x = self._x(X, "training_data X")
         y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
-        rule = Rule(lmbda, x.shape[0], regularization, momentum)  # n: the training rows
+        update = Update(lmbda, x.shape[0], regularization, momentum)  # n: the training rows
         test = self._labelled(test_data, "test_data")
         evaluation = self._labelled(evaluation_data, "evaluation_data")
         watching = early_stopping is not None or eta_schedule is not None
@@ -397,7 +423,7 @@ class Network:
             epochs,
             mini_batch_size,
             eta,
-            rule,
+            update,
             monitor,
             test,
             evaluation,
@@ -408,39 +434,15 @@ class Network:
 
     # ---- internals: validated device arrays only ------------------------------------------------
 
-    def _step(
-        self, x: Array, y: Array, eta: float, rule: Rule, parallel: Any = None, rows: int | None = None
-    ) -> tuple[list[Array], list[Array], Rule]:
-        """One update of every parameter by `rule`: the new `(weights, biases, rule)`, the rule with
-        its new velocities. Nothing is assigned: the caller replaces the parameters in one go.
-
-        With `parallel`, `x` holds this rank's part of a mini-batch of `rows` rows; the parts'
-        gradients are summed across ranks (one all-reduce) before the update.
-        """
-        args = (self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
-        if not rule.lmbda and rule.velocities is None:  # plain SGD: backprop returns the step itself
-            steps_b, steps_w = bp.backprop(*args, scale=eta, rows=rows)
-            if parallel is not None:
-                steps_b, steps_w = parallel.sum_across_ranks(steps_b, steps_w)
-            return bp.descend(self.weights, steps_w), bp.descend(self.biases, steps_b), rule
-        nabla_b, nabla_w = bp.backprop(*args, rows=rows)
-        if parallel is not None:
-            nabla_b, nabla_w = parallel.sum_across_ranks(nabla_b, nabla_w)
-        if rule.lmbda:
-            nabla_w = bp.penalty_gradient(
-                self.weights, nabla_w, rule.lmbda, rule.n, rule.regularization, self.xp
-            )
-        if rule.velocities is None:
-            return bp.sgd_step(self.weights, nabla_w, eta), bp.sgd_step(self.biases, nabla_b, eta), rule
-        weights, v_w = bp.momentum_step(self.weights, rule.velocities[0], nabla_w, eta, rule.momentum)
-        biases, v_b = bp.momentum_step(self.biases, rule.velocities[1], nabla_b, eta, rule.momentum)
-        return weights, biases, rule._replace(velocities=(v_w, v_b))
+    def _commit(self, weights: Sequence[Array], biases: Sequence[Array]) -> None:
+        """Replace every parameter at once (the training loop's `commit`)."""
+        self.weights, self.biases = list(weights), list(biases)
 
     def _count_correct(self, x: Array, labels: Array) -> Array:
         return self._totals(x, None, labels)[1]
 
     def _totals(self, x: Array, y: Array | None, labels: Array | None) -> tuple[Array | None, Array | None]:
-        return totals(self.weights, self.biases, self._sigmas, self._cost, x, y, labels, self.xp)
+        return totals(self._model, self.weights, self.biases, x, y, labels, self.xp)
 
     def _labelled(self, data: Any, name: str) -> tuple[Array, Array] | None:
         """Validated `(X, labels)` as device arrays, or None."""
@@ -449,3 +451,38 @@ class Network:
         X, labels = check.pair(data, name, "(X, labels)")
         x = self._x(X, f"{name} X")
         return x, self._labels(labels, x.shape[0], f"{name} labels", f"{name} X")
+
+
+def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> Network:
+    """The network saved at `path` by `Network.save`, on `backend` (default: `BPGPU_BACKEND`, else
+    "auto").
+
+    Outputs equal those of the saved network on every backend (the parameters are the saved bits).
+    Training can continue where it stopped: the shuffle stream resumes from its saved state. The
+    file's format and its checks are in `bpgpu.checkpoint`.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ValueError: the file is not a bpgpu model, is damaged, or comes from a newer bpgpu (the
+            message starts with the file's name); also a FIFO, a device or a directory.
+    """
+    target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
+
+    def configure(settings: dict[str, Any], sizes: list[int], dtype: str) -> Network:
+        net = Network._without_parameters(
+            sizes,
+            activation=settings["activation"],
+            output_activation=settings["output_activation"],
+            cost=settings["cost"],
+            init=settings["init"],
+            dtype=dtype,
+            seed=settings["seed"],
+            backend=target,
+        )
+        net._random.shuffle_state = settings["shuffle_state"]
+        return net
+
+    net, weights, biases = checkpoint.read(path, configure)
+    with net.backend.activate():
+        net._commit([net.backend.asarray(w) for w in weights], [net.backend.asarray(b) for b in biases])
+    return net

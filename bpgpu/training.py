@@ -1,30 +1,40 @@
-"""What `Network.SGD` reports each epoch, the per-epoch metrics it computes on the device, its loop,
-and the two ways a training run can end early: diverging, and Ctrl-C.
+"""`Network.SGD`'s loop over epochs and mini-batches, what it reports each epoch, and the two ways a
+training run can end early: diverging, and Ctrl-C.
 
-The metrics are sums over whole data sets, taken in chunks of rows so that memory stays bounded, and
-kept on the device; `Network.SGD` stacks every number an epoch needs into one array (with one flag:
-whether every parameter is still finite) and brings that to the host in one transfer.
+The loop works on plain data: a `step.Model`, the parameters, the host's random streams and a
+validated `Plan`. It hands the pure `step.Step` and `step.Metrics` to the backend, which may compile
+them (`Backend.compile`, `Backend.run_steps`), and gives every new set of parameters back through
+`commit`; it knows nothing of `Network`. An epoch's numbers (`step.Metrics`, with one flag: whether
+every parameter is still finite) reach the host in one transfer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from . import backprop as bp
-from .activations import Activation
-from .costs import Cost
-
-if TYPE_CHECKING:
-    from .network import Network
+from . import step as steps
+from .backends import Backend
+from .backends.host import HostRandom
+from .step import MONITORS, Metrics, Model, Params, Step, Update, all_finite
 
 Array = Any
-
-MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
-CHUNK_ROWS = 8192  # rows per forward pass when measuring a whole data set
+__all__ = [
+    "MONITORS",
+    "EpochRecord",
+    "Patience",
+    "Plan",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -96,91 +106,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.diverged = diverged
 
 
-def all_finite(arrays: Sequence[Array], xp: Any) -> Array:
-    """Whether every value of every array is finite, as a 0-d boolean device array (no transfer)."""
-    return xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in arrays]))
-
-
-def totals(
-    weights: Sequence[Array],
-    biases: Sequence[Array],
-    sigmas: Sequence[Activation],
-    cost: Cost,
-    x: Array,
-    y: Array | None,
-    labels: Array | None,
-    xp: Any,
-) -> tuple[Array | None, Array | None]:
-    """(Σ_x C_x over the rows, number of rows classified as `labels`), as device scalars.
-
-    Either part is None when its input is: the cost needs targets `y` (n, k); the count needs integer
-    `labels` (n,).
-    """
-    cost_sum = correct = None
-    for k in range(0, x.shape[0], CHUNK_ROWS):
-        end = min(k + CHUNK_ROWS, x.shape[0])
-        zs, activations = bp.feedforward(weights, biases, sigmas, x[k:end, ...], xp)
-        if y is not None:
-            part = xp.sum(cost.fn(zs[-1], activations[-1], y[k:end, ...], xp))
-            cost_sum = part if cost_sum is None else cost_sum + part
-        if labels is not None:
-            part = bp.count_correct(activations[-1], labels[k:end, ...], xp)
-            correct = part if correct is None else correct + part
-    return cost_sum, correct
-
-
-class Rule(NamedTuple):
-    """How `Network.SGD` updates parameters: weight decay λ over n rows, momentum μ and its velocities."""
-
-    lmbda: float
-    n: int
-    regularization: str
-    momentum: float = 0.0
-    velocities: tuple[list[Array], list[Array]] | None = None  # (weights', biases') on the device
-
-
-def measure(
-    net: Network,
-    monitor: tuple[str, ...],
-    measured: dict[str, tuple[Array, Array | None, Array | None]],
-    test: tuple[Array, Array] | None,
-    rule: Rule,
-) -> dict[str, Any]:
-    """Everything an epoch reports, computed on the device and brought to the host in one transfer.
-
-    `measured[prefix]` is `(x, targets or None, labels or None)` for "training" and "evaluation".
-    Returns keyword arguments for `EpochRecord`, and whether the epoch stayed finite: every
-    parameter, and every cost it measured.
-    """
-    xp = net.xp
-    wanted = {"finite": all_finite([*net.weights, *net.biases], xp)}
-    if test is not None:
-        wanted["correct"] = net._count_correct(*test)
-    for prefix, (x, y, labels) in measured.items():
-        cost_name, accuracy_name = f"{prefix}_cost", f"{prefix}_accuracy"
-        if cost_name not in monitor and accuracy_name not in monitor:
-            continue
-        rows = x.shape[0]
-        cost_sum, correct = net._totals(
-            x, y if cost_name in monitor else None, labels if accuracy_name in monitor else None
-        )
-        if cost_sum is not None:
-            wanted[cost_name] = cost_sum / rows
-            if rule.lmbda:
-                wanted[cost_name] = wanted[cost_name] + bp.penalty(
-                    net.weights, rule.lmbda, rows, rule.regularization, xp
-                )
-        if correct is not None:
-            wanted[accuracy_name] = xp.astype(correct, xp.float64) / rows
-    stacked = xp.stack([xp.astype(v, xp.float64) for v in wanted.values()])
-    values = dict(zip(wanted, net.backend.to_numpy(stacked).tolist(), strict=True))
-    net.backend.synchronize()
-    finite = values.pop("finite") == 1.0 and all(math.isfinite(v) for v in values.values())
-    if test is not None:
-        values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
-    return values, finite
-
-
 class Patience:
     """Early stopping and the halving schedule of chapter 3, judged by evaluation accuracy (host side).
 
@@ -221,7 +146,7 @@ class Plan:
     epochs: int
     mini_batch_size: int
     eta: float
-    rule: Rule
+    update: Update
     monitor: tuple[str, ...]
     test: tuple[Array, Array] | None
     evaluation: tuple[Array, Array] | None
@@ -231,82 +156,116 @@ class Plan:
 
 
 def train(
-    net: Network,
+    model: Model,
+    backend: Backend,
+    random: HostRandom,
+    weights: Sequence[Array],
+    biases: Sequence[Array],
     plan: Plan,
-    parallel: Any,
-    verbose: bool,
-    callback: Callable[[EpochRecord], None] | None,
-    progress: Callable[[int, int], None] | None,
+    *,
+    commit: Callable[[list[Array], list[Array]], None],
+    parallel: Any = None,
+    verbose: bool = False,
+    callback: Callable[[EpochRecord], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[EpochRecord]:
-    """`Network.SGD`'s loop over epochs and mini-batches, on a validated `plan` (see its docstring)."""
-    x, y, rule, monitor = plan.x, plan.y, plan.rule, plan.monitor
-    xp, n, history = net.xp, x.shape[0], []
+    """`Network.SGD`'s loop over epochs and mini-batches, on a validated `plan` (see `SGD`'s docstring).
+
+    Starts from `weights` and `biases` and hands every new whole set of parameters to `commit`, so
+    that the caller holds a whole step at every moment: after each call of the backend's
+    `run_steps`, at the end, and, on an error, the last set known to be good. `random` supplies the
+    shuffles (and is put back to where an epoch began when that epoch diverges).
+    """
+    x, y, monitor, batch = plan.x, plan.y, plan.monitor, plan.mini_batch_size
+    xp, n, history = backend.xp, x.shape[0], []
+    update = plan.update
     if parallel is not None:  # sharded data: n is every rank's rows together
-        rule = rule._replace(n=parallel.total_rows(n))
-    measured = {"training": (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)}
-    if plan.evaluation is not None:
-        ex, labels = plan.evaluation
-        ey = None
-        if "evaluation_cost" in monitor:
-            ey = bp.one_hot(labels, net.sizes[-1], net.backend.dtype(net.dtype), xp)
-        measured["evaluation"] = (ex, ey, labels)
+        update = update._replace(n=parallel.total_rows(n))
+    step = Step(model, update, xp)
+    measure = _Measure(backend, Metrics(model, update, monitor, plan.test is not None, xp, steps.CHUNK_ROWS))
+    data = measure.data(plan, x, y, model)
+    one_step = backend.compile(step, donate=True)
+    full, last = divmod(n, batch)  # whole mini-batches, and the rows of a short last one
+    per_call = backend.steps_per_call(full)
     watching = plan.early_stopping is not None or plan.eta_schedule is not None
     tracker = Patience(plan.early_stopping, plan.eta_schedule, plan.patience, plan.eta) if watching else None
-    best = (net.weights, net.biases)  # arrays are never changed in place: keeping them is enough
-    if rule.momentum:
-        rule = rule._replace(
-            velocities=([xp.zeros_like(w) for w in net.weights], [xp.zeros_like(b) for b in net.biases])
-        )
-    # What the network holds and how far it got, replaced in one assignment after every step, so a
-    # Ctrl-C anywhere can put the network back to a whole step and say exactly which one.
-    state = (net.weights, net.biases, 0, 0)  # weights, biases, epoch, rows of that epoch done
-    began, stream = (net.weights, net.biases), net._random.shuffle_state
+    params = step.start(weights, biases)
+    best = began = (params.weights, params.biases)
+    stream = random.shuffle_state
+    # What the caller holds and how far it got, replaced after every call, so that a Ctrl-C anywhere
+    # can put back a whole step and say exactly which one.
+    state = (*began, 0, 0)  # weights, biases, epoch, rows of that epoch done
+
+    def advance(new: Params, epoch: int, rows_done: int) -> Params:
+        nonlocal state
+        state = (new.weights, new.biases, epoch, rows_done)
+        commit(new.weights, new.biases)
+        if progress is not None:
+            progress(rows_done, n)
+        interrupt.check()
+        return new
+
     try:
-        for epoch in range(plan.epochs):
-            start = time.perf_counter()
-            began, stream = (net.weights, net.biases), net._random.shuffle_state
-            rate = plan.eta if tracker is None else tracker.eta
-            order = net.backend.asarray(net._random.permutation(n))
-            state = (*began, epoch, 0)
-            for k in range(0, n, plan.mini_batch_size):
-                end = min(k + plan.mini_batch_size, n)  # the standard leaves out-of-range stops undefined
-                rows = order[k:end]  # gather one batch on the device: no copy of the whole set
+        with _deferred_interrupt() as interrupt:
+            for epoch in range(plan.epochs):
+                start = time.perf_counter()
+                began, stream = (params.weights, params.biases), random.shuffle_state
+                # A compiling backend may consume its inputs (donated buffers): what the caller,
+                # `best` and `began` hold is kept, and the epoch runs on `keep`'s copies.
+                params = Params(backend.keep(began[0]), backend.keep(began[1]), params.velocities)
+                state = (*began, epoch, 0)
+                rate = plan.eta if tracker is None else tracker.eta
+                order = backend.asarray(random.permutation(n))
                 if parallel is None:
-                    weights, biases, rule = net._step(
-                        xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate, rule
-                    )
+                    done = 0
+                    while done < full:
+                        count = min(per_call, full - done)
+                        params = backend.run_steps(
+                            step, params, x, y, order, done * batch, count, batch, rate
+                        )
+                        done += count
+                        params = advance(params, epoch, done * batch)
+                    if last:
+                        rows = order[full * batch :]  # the standard leaves out-of-range stops undefined
+                        params = one_step(params, xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate)
+                        params = advance(params, epoch, n)
                 else:
-                    mine = rows[slice(*parallel.share(end - k))]
-                    weights, biases, rule = net._step(
-                        xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), rate, rule, parallel, end - k
-                    )
-                state = (weights, biases, epoch, end)
-                net.weights, net.biases = weights, biases
-                if progress is not None:
-                    progress(end, n)
-            values, finite = measure(net, monitor, measured, plan.test, rule)
-            if not finite:  # back to where the epoch began, shuffle stream included
-                (net.weights, net.biases), net._random.shuffle_state = began, stream
-                raise _diverged(epoch, plan, history)
-            record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
-            history.append(record)
-            if verbose:
-                print(record, flush=True)
-            if callback is not None:
-                callback(record)
-            if tracker is not None:
-                improved, stop = tracker.update(record.evaluation_accuracy)
-                if improved:
-                    best = (net.weights, net.biases)
-                if stop:
-                    break
+                    for k in range(0, n, batch):
+                        end = min(k + batch, n)
+                        params = advance(
+                            _parallel_step(step, parallel, params, x, y, order, k, end, rate), epoch, end
+                        )
+                values, finite = measure(params, data)
+                if not finite:  # back to where the epoch began, shuffle stream included
+                    state = (*began, epoch, 0)
+                    random.shuffle_state = stream
+                    raise _diverged(epoch, plan, history)
+                record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
+                history.append(record)
+                if verbose:
+                    print(record, flush=True)
+                if callback is not None:
+                    callback(record)
+                if tracker is not None:
+                    improved, stop = tracker.update(record.evaluation_accuracy)
+                    if improved:
+                        best = (params.weights, params.biases)
+                    if stop:
+                        break
+                interrupt.check()
     except KeyboardInterrupt:
-        net.weights, net.biases, epoch, done = state
-        if not bool(all_finite([*net.weights, *net.biases], xp)):  # diverging when interrupted
-            (net.weights, net.biases), net._random.shuffle_state = began, stream
+        weights, biases, epoch, done = state
+        if not _usable([*weights, *biases], xp):  # consumed by a call that Ctrl-C cut short
+            weights, biases, done = *began, 0
+        commit(weights, biases)
+        if not bool(all_finite([*weights, *biases], xp)):  # diverging when interrupted
+            commit(*began)
+            random.shuffle_state = stream
             raise TrainingInterrupted(epoch, 0, n, history, diverged=True) from None
         raise TrainingInterrupted(epoch, done, n, history) from None
     except Exception as error:
+        weights, biases, *_ = state
+        commit(*((weights, biases) if _usable([*weights, *biases], xp) else began))
         # The other ranks would wait in the next all-reduce forever; but with the whole data on
         # every rank, all hold the same parameters and numbers and diverge in the same epoch.
         same_everywhere = (
@@ -315,14 +274,111 @@ def train(
         if parallel is not None and not same_everywhere:
             parallel.abort(error)
         raise
-    if plan.early_stopping is not None:
-        net.weights, net.biases = best
+    commit(*(best if plan.early_stopping is not None else (params.weights, params.biases)))
     return history
+
+
+def _parallel_step(
+    step: Step, parallel: Any, params: Params, x: Array, y: Array, order: Array, k: int, end: int, eta: float
+) -> Params:
+    """One data-parallel step: this rank's part of rows k:end of `order`, one all-reduce, the update."""
+    xp = step.xp
+    mine = order[k:end][slice(*parallel.share(end - k))]
+    gradient = parallel.backend.compile(step.gradient)
+    apply = parallel.backend.compile(step.apply, donate=True)
+    nabla_b, nabla_w = gradient(params, xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), eta, end - k)
+    return apply(params, parallel.sum_across_ranks(nabla_b, nabla_w), eta)
+
+
+class _Measure:
+    """The epoch's numbers: `Metrics` compiled by the backend, brought to the host in one transfer."""
+
+    def __init__(self, backend: Backend, metrics: Metrics) -> None:
+        self.backend, self.metrics = backend, metrics
+        self.compiled = backend.compile(metrics)
+
+    def data(self, plan: Plan, x: Array, y: Array, model: Model) -> tuple[Any, Any, Any]:
+        """`Metrics`' data argument: (training, evaluation, test), each only as far as it is needed."""
+        monitor, xp = self.metrics.monitor, self.backend.xp
+        training = (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)
+        evaluation = None
+        if plan.evaluation is not None:
+            ex, labels = plan.evaluation
+            ey = None
+            if "evaluation_cost" in monitor:
+                ey = bp.one_hot(labels, y.shape[1], y.dtype, xp)
+            evaluation = (ex, ey, labels)
+        return training, evaluation, plan.test
+
+    def __call__(self, params: Params, data: tuple[Any, Any, Any]) -> tuple[dict[str, Any], bool]:
+        """Keyword arguments for `EpochRecord`, and whether the epoch stayed finite: every parameter,
+        and every cost it measured."""
+        stacked = self.compiled(params.weights, params.biases, data)
+        values = dict(zip(self.metrics.names, self.backend.to_numpy(stacked).tolist(), strict=True))
+        self.backend.synchronize()
+        finite = values.pop("finite") == 1.0 and all(math.isfinite(v) for v in values.values())
+        for prefix, part in zip(("training", "evaluation"), data[:2], strict=True):
+            if f"{prefix}_accuracy" in values:  # counted on the device, divided here: exactly rounded
+                values[f"{prefix}_accuracy"] /= part[0].shape[0]
+        test = data[2]
+        if test is not None:
+            values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
+        return values, finite
+
+
+def _usable(arrays: Sequence[Array], xp: Any) -> bool:
+    """Whether `arrays` can still be read: a compiled call that consumed (donated) them and was then
+    cut short by Ctrl-C leaves them deleted."""
+    try:
+        all_finite(arrays, xp)
+    except Exception:
+        return False
+    return True
+
+
+class _Interrupt:
+    """A Ctrl-C noted during training, acted on at the next whole step (see `_deferred_interrupt`)."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[_Interrupt]:
+    """While training, a first Ctrl-C (SIGINT) is noted and raised as `KeyboardInterrupt` once the
+    network holds a whole step (after the call of `run_steps` that is running); a second one is
+    raised at once. Only in the main thread and only over Python's own handler: a program's own
+    SIGINT handler, or training in another thread, is left alone.
+    """
+    interrupt = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupt
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield interrupt
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        if interrupt.pending:
+            raise KeyboardInterrupt
+        interrupt.pending = True
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _diverged(epoch: int, plan: Plan, history: list[EpochRecord]) -> TrainingDivergedError:
     kept = f"after epoch {epoch - 1}" if epoch else "before training"
-    settings = f"eta={plan.eta:g}" + (f", lmbda={plan.rule.lmbda:g}" if plan.rule.lmbda else "")
+    settings = f"eta={plan.eta:g}" + (f", lmbda={plan.update.lmbda:g}" if plan.update.lmbda else "")
     return TrainingDivergedError(
         f"training diverged in epoch {epoch}: a parameter or the cost became NaN or infinite "
         f"({settings} is too large for this network?); the network keeps its parameters from {kept}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import pathlib
 import subprocess
 import sys
@@ -77,3 +78,49 @@ def test_the_documented_submodules_work_after_import_bpgpu_alone():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def bpgpu_imports(path: pathlib.Path) -> set[str]:
+    """The bpgpu modules that `path` imports anywhere in it (function bodies and TYPE_CHECKING blocks
+    included), as dotted names relative to the package: "step", "backends.host", ..."""
+    here = path.relative_to(PACKAGE).with_suffix("").parts
+    package = here[:-1] if here[-1] != "__init__" else here[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = package[: len(package) - (node.level - 1)]
+            module = (*base, *(node.module.split(".") if node.module else ()))
+            names = [(*module, alias.name) for alias in node.names]
+            submodules = {".".join(n) for n in names if PACKAGE.joinpath(*n).with_suffix(".py").exists()}
+            found |= submodules
+            if node.module or not submodules:  # `from . import scripts` imports only the submodule
+                found.add(".".join(module))
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("bpgpu.") for a in node.names if a.name.startswith("bpgpu.")}
+    return found - {""}
+
+
+def test_modules_import_each_other_without_a_cycle_and_read_top_down():
+    """equations → step → loop → Network → CLI: no module imports one above it, even lazily."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = {m.removesuffix(".__init__") for m in bpgpu_imports(path)} - {name}
+    order = ["backprop", "step", "training", "network", "cli"]
+    for lower, upper in itertools.pairwise(order):
+        assert lower in graph[upper] or any(lower in graph[m] for m in graph[upper]), (lower, upper)
+    visiting, done = set(), set()
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in visiting, f"import cycle: {' -> '.join((*trail, module))}"
+        if module in done or module not in graph:
+            return
+        visiting.add(module)
+        for imported in sorted(graph[module]):
+            visit(imported, (*trail, module))
+        visiting.discard(module)
+        done.add(module)
+
+    for module in sorted(graph):
+        if module != "":  # the package itself imports everything, by design
+            visit(module, ())

@@ -182,7 +182,7 @@ def test_monitored_metrics_equal_cost_and_evaluate_after_the_epoch(monkeypatch):
     assert (last.correct, last.total) == (None, None)
     assert history[0].training_cost != last.training_cost
     # Whole data sets are measured in chunks of rows: chunks of 7 rows give the same numbers.
-    monkeypatch.setattr(training, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(bpgpu.step, "CHUNK_ROWS", 7)
     again = bpgpu.Network(SIZES, seed=6, dtype="float64", cost="cross_entropy")
     chunked = again.SGD((X, labels), 2, 6, 0.8, evaluation_data=(eX, el), monitor=MONITORS)
     for a, b in zip(history, chunked, strict=True):

@@ -1,14 +1,16 @@
 """The `Backend` interface: what the rest of bpgpu may ask of an array library.
 
 A backend is an array-API namespace `xp` bound to one device, plus the few things the standard leaves
-out: moving host data onto the device, bringing an array back to a host `numpy.ndarray`, and waiting
-for queued device work (for honest timings). Subclasses live one per module beside this one.
+out: moving host data onto the device, bringing an array back to a host `numpy.ndarray`, waiting
+for queued device work (for honest timings), and running the training step (`bpgpu.step`), which
+a backend may compile. Subclasses live one per module beside this one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -100,6 +102,52 @@ class Backend:
         *current* device; NumPy warns unless told not to.
         """
         return contextlib.nullcontext()
+
+    # ---- running the training step: eager by default, one Python call per mini-batch -----------
+
+    def compile(self, fn: Callable[..., Any], *, donate: bool = False) -> Callable[..., Any]:
+        """`fn`, a pure function of arrays (a `bpgpu.step.Step`, one of its methods, or `Metrics`),
+        ready to call many times. `donate`: the call may consume the arrays of its first argument
+        (the old parameters), so that the new ones can use their memory.
+
+        The default returns `fn` itself: it then runs eagerly, one library call per operation.
+        """
+        return fn
+
+    def run_steps(
+        self,
+        step: Callable[..., Any],
+        params: Any,
+        x: Any,
+        y: Any,
+        order: Any,
+        start: int,
+        count: int,
+        batch: int,
+        eta: float,
+    ) -> Any:
+        """`count` steps of `step` from `params`, on the mini-batches of `batch` rows of `x` and `y`
+        that begin at row `start` of the shuffled `order` (device indices): the new parameters.
+        Every mini-batch is whole (`start + count * batch <= len(order)`). May consume `params`.
+
+        The default is a Python loop that gathers each mini-batch on the device (`xp.take`).
+        """
+        xp = self.xp
+        for k in range(start, start + count * batch, batch):
+            rows = order[k : k + batch]
+            params = step(params, xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), eta)
+        return params
+
+    def steps_per_call(self, steps: int) -> int:
+        """How many of an epoch's `steps` whole mini-batches one `run_steps` call should take; the
+        training loop reports progress (and acts on Ctrl-C) between calls. The default, 1, is every
+        step; a compiling backend takes more per call, keeping at least ten calls per epoch."""
+        return 1
+
+    def keep(self, arrays: Sequence[Any]) -> list[Any]:
+        """`arrays` in a form that calls which consume their inputs (`donate`) leave intact. The
+        default returns them as they are: bpgpu never changes an array in place."""
+        return list(arrays)
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Any:
         return self.xp.asarray(host, dtype=dtype, device=self.device)

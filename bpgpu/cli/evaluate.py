@@ -10,7 +10,7 @@ from importlib import metadata
 
 from .. import __version__
 from ..backends import BACKEND_NAMES, available_backends, get_backend
-from ..checkpoint import load
+from ..network import load
 from . import scripts
 from .train import DATA_HELP, load_data
 

@@ -1,0 +1,199 @@
+"""The training step and the per-epoch metrics as pure functions of plain data.
+
+    step(params, x, y, eta) -> params          params = Params(weights, biases, velocities)
+
+A `Step` is built once per `Network.SGD` call from the network's activations and cost (a `Model`)
+and the learning rule's options (an `Update`); it calls only the equations of `backprop`, reads and
+changes nothing else, and returns new arrays. So the same object runs eagerly on NumPy, CuPy and
+PyTorch, and is what a compiling backend (JAX) traces once and runs many times. `Step` and `Metrics`
+are frozen dataclasses of hashable settings: equal settings are equal keys, so a backend can cache
+what it compiled across `SGD` calls.
+
+For data-parallel training a step comes apart in two, with an all-reduce between them:
+`step.gradient(...)` (this rank's part of the mini-batch) and `step.apply(...)` (the update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from . import backprop as bp
+from .activations import Activation
+from .costs import Cost
+
+Array = Any
+MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
+CHUNK_ROWS = 8192  # rows per forward pass when measuring a whole data set
+
+
+class Params(NamedTuple):
+    """What a step changes: weights and biases (the book's order of layers), and with momentum
+    their velocities `(v_weights, v_biases)`, else `()`."""
+
+    weights: list[Array]
+    biases: list[Array]
+    velocities: tuple[list[Array], list[Array]] | tuple[()] = ()
+
+
+@dataclass(frozen=True)
+class Model:
+    """What the equations need besides the parameters: each layer's activation σ and the cost."""
+
+    sigmas: tuple[Activation, ...]
+    cost: Cost
+
+
+class Update(NamedTuple):
+    """How a step changes the parameters (chapter 3): weight decay λ over n training rows, "l2" or
+    "l1", and momentum μ (0: plain gradient descent)."""
+
+    lmbda: float = 0.0
+    n: int = 1
+    regularization: str = "l2"
+    momentum: float = 0.0
+
+    @property
+    def plain(self) -> bool:
+        """No decay and no momentum: backprop scaled by η is then the step itself."""
+        return not self.lmbda and not self.momentum
+
+
+@dataclass(frozen=True)
+class Step:
+    """One update of every parameter by mini-batch gradient descent; see the module docstring."""
+
+    model: Model
+    update: Update
+    xp: Any
+
+    def __call__(self, params: Params, x: Array, y: Array, eta: Any) -> Params:
+        """The parameters after one step on the mean cost of the rows of `x` (n, sizes[0]) and `y`."""
+        return self.apply(params, self.gradient(params, x, y, eta), eta)
+
+    def gradient(
+        self, params: Params, x: Array, y: Array, eta: Any, rows: int | None = None
+    ) -> tuple[list[Array], list[Array]]:
+        """`(nabla_b, nabla_w)` of the mean cost over `rows` rows (default: those of `x`), already
+        multiplied by η for a plain update. Summing the parts of a mini-batch gives the whole's."""
+        m = self.model
+        scale = eta if self.update.plain else 1.0
+        return bp.backprop(params.weights, params.biases, m.sigmas, m.cost, x, y, self.xp, scale, rows)
+
+    def apply(self, params: Params, gradient: tuple[list[Array], list[Array]], eta: Any) -> Params:
+        """The update from a mini-batch's `gradient` (as `self.gradient` returns it): new `Params`."""
+        nabla_b, nabla_w = gradient
+        weights, biases, velocities = params
+        u = self.update
+        if u.plain:  # the gradient is already η ∂C/∂p
+            return Params(bp.descend(weights, nabla_w), bp.descend(biases, nabla_b))
+        if u.lmbda:
+            nabla_w = bp.penalty_gradient(weights, nabla_w, u.lmbda, u.n, u.regularization, self.xp)
+        if not u.momentum:
+            return Params(bp.sgd_step(weights, nabla_w, eta), bp.sgd_step(biases, nabla_b, eta))
+        weights, v_w = bp.momentum_step(weights, velocities[0], nabla_w, eta, u.momentum)
+        biases, v_b = bp.momentum_step(biases, velocities[1], nabla_b, eta, u.momentum)
+        return Params(weights, biases, (v_w, v_b))
+
+    def start(self, weights: Sequence[Array], biases: Sequence[Array]) -> Params:
+        """`Params` for the first step of a run: velocities at zero with momentum."""
+        if not self.update.momentum:
+            return Params(list(weights), list(biases))
+        zeros = self.xp.zeros_like
+        return Params(list(weights), list(biases), ([zeros(w) for w in weights], [zeros(b) for b in biases]))
+
+
+def all_finite(arrays: Sequence[Array], xp: Any) -> Array:
+    """Whether every value of every array is finite, as a 0-d boolean device array (no transfer)."""
+    return xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in arrays]))
+
+
+def totals(
+    model: Model,
+    weights: Sequence[Array],
+    biases: Sequence[Array],
+    x: Array,
+    y: Array | None,
+    labels: Array | None,
+    xp: Any,
+    chunk_rows: int | None = None,
+) -> tuple[Array | None, Array | None]:
+    """(Σ_x C_x over the rows, number of rows classified as `labels`), as device scalars.
+
+    Either part is None when its input is: the cost needs targets `y` (n, k); the count needs integer
+    `labels` (n,). The rows go through the network `chunk_rows` (default CHUNK_ROWS) at a time, so
+    memory stays bounded.
+    """
+    chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
+    cost_sum = correct = None
+    for k in range(0, x.shape[0], chunk_rows):
+        end = min(k + chunk_rows, x.shape[0])
+        zs, activations = bp.feedforward(weights, biases, model.sigmas, x[k:end, ...], xp)
+        if y is not None:
+            part = xp.sum(model.cost.fn(zs[-1], activations[-1], y[k:end, ...], xp))
+            cost_sum = part if cost_sum is None else cost_sum + part
+        if labels is not None:
+            part = bp.count_correct(activations[-1], labels[k:end, ...], xp)
+            correct = part if correct is None else correct + part
+    return cost_sum, correct
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every number an epoch of `SGD` reports, as one float64 device vector (one transfer to the host).
+
+    `names` says what each entry is: first "finite" (1.0 when every parameter is finite), then
+    "correct" with test data, then the `monitor` names asked for, in `MONITORS` order (accuracies as
+    counts of rows: the host divides them by the rows, so that they round once). Called with
+    the parameters and `data = (training, evaluation, test)`, where training and evaluation are
+    `(x, targets or None, labels or None)` (None when absent) and test is `(x, labels)` or None.
+    Costs include the penalty of `update` (λ over each data set's own rows), as `total_cost` does.
+    """
+
+    model: Model
+    update: Update
+    monitor: tuple[str, ...]
+    test: bool
+    xp: Any
+    chunk_rows: int = CHUNK_ROWS  # a field, so that a compiled copy is never reused for another
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("finite", *("correct",) * self.test, *(m for m in MONITORS if m in self.monitor))
+
+    def __call__(
+        self, weights: Sequence[Array], biases: Sequence[Array], data: tuple[Any, Any, Any]
+    ) -> Array:
+        xp, u = self.xp, self.update
+        found = {"finite": all_finite([*weights, *biases], xp)}
+        training, evaluation, test = data
+        if self.test:
+            found["correct"] = totals(
+                self.model, weights, biases, test[0], None, test[1], xp, self.chunk_rows
+            )[1]
+        for prefix, part in (("training", training), ("evaluation", evaluation)):
+            cost_name, accuracy_name = f"{prefix}_cost", f"{prefix}_accuracy"
+            if cost_name not in self.monitor and accuracy_name not in self.monitor:
+                continue
+            x, y, labels = part
+            rows = x.shape[0]
+            cost_sum, correct = totals(
+                self.model,
+                weights,
+                biases,
+                x,
+                y if cost_name in self.monitor else None,
+                labels if accuracy_name in self.monitor else None,
+                xp,
+                self.chunk_rows,
+            )
+            if cost_sum is not None:
+                found[cost_name] = cost_sum / rows
+                if u.lmbda:
+                    found[cost_name] = found[cost_name] + bp.penalty(
+                        weights, u.lmbda, rows, u.regularization, xp
+                    )
+            if correct is not None:
+                found[accuracy_name] = correct  # a count: the host divides, so that it rounds once
+        return xp.stack([xp.astype(found[name], xp.float64) for name in self.names])
