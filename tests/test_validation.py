@@ -270,7 +270,8 @@ def test_labels_of_every_integer_dtype_are_accepted(backend, dtype):
     net = bpgpu.Network(SIZES, backend=backend, seed=5)
     assert net.evaluate(X, LABELS.astype(dtype)) == net.evaluate(X, LABELS)
     # The same dtype already on the device: torch, for one, cannot reduce unsigned tensors.
-    on_device = backend.xp.asarray(backend.asarray(LABELS), dtype=getattr(backend.xp, dtype))
+    with backend.activate():  # JAX makes 64-bit integers only there
+        on_device = backend.xp.asarray(backend.asarray(LABELS), dtype=getattr(backend.xp, dtype))
     assert net.evaluate(X, on_device) == net.evaluate(X, LABELS)
 
 

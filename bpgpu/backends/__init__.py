@@ -18,6 +18,7 @@ _MODULES = {
     "numpy": "numpy_backend",
     "cupy": "cupy_backend",
     "torch": "torch_backend",
+    "jax": "jax_backend",
     "array_api_strict": "strict_backend",
 }
 BACKEND_NAMES: tuple[str, ...] = tuple(_MODULES)
