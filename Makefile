@@ -12,10 +12,16 @@ train: $(VENV)/.installed-base
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
-# The benchmark harness (benchmarks/run.py): PyTorch rows say "not installed" unless it is in .venv
-# (pip install torch); the table lands in benchmarks/results/local/ (ignored by git).
-bench: $(VENV)/.installed-base
+# The benchmark harness (benchmarks/run.py) with everything it compares against (the bench extra:
+# JAX, and PyTorch's CPU build from PyTorch's own index, since PyPI's Linux wheel is the multi-GB
+# CUDA one); the table lands in benchmarks/results/local/ (ignored by git).
+bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.run
+
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $@
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

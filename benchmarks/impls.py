@@ -1,12 +1,12 @@
 """What is timed: one epoch of each implementation, on data already in host memory.
 
 Each function returns the seconds of one training epoch (mini-batch SGD on the mean quadratic cost
-with sigmoid neurons, the book's chapter-1 network) and is run in a fresh process by `run.py`.
+with sigmoid neurons, the book's chapter-1 network) and is run in a fresh process by `run.py`. All
+start from the same parameters (`initial_parameters`); the floors use those weights too.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 
 import numpy as np
@@ -14,15 +14,36 @@ import numpy as np
 from .workloads import Workload
 
 
-def bpgpu_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, backend: str) -> float:
-    """`Network.SGD` for one epoch, as a user calls it: the time includes moving the data."""
+def initial_parameters(workload: Workload) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """bpgpu's starting `(weights, biases)` for the workload (seed 1, its `init`), float32 on the host."""
     import bpgpu
 
-    net = bpgpu.Network(list(workload.sizes), backend=backend, seed=1)
-    net.backend.synchronize()
-    start = time.perf_counter()
-    net.SGD((X, y), 1, workload.batch, workload.eta)  # synchronises before it returns
-    return time.perf_counter() - start
+    net = bpgpu.Network(list(workload.sizes), backend="numpy", seed=1, init=workload.init)
+    return [np.array(w) for w in net.weights], [np.array(b) for b in net.biases]
+
+
+def bpgpu_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, backend: str) -> tuple[float, float | None]:
+    """`Network.SGD` for one epoch, as a user calls it: the time includes moving and checking the
+    data. Returns `(seconds, compile seconds or None)`.
+
+    A compiling backend (JAX) is run twice, each time from fresh parameters: the first call
+    compiles (its functions are cached by settings and shapes), the second is the epoch's time, and
+    the difference is the compile time.
+    """
+    import bpgpu
+
+    def once() -> float:
+        net = bpgpu.Network(list(workload.sizes), backend=backend, seed=1, init=workload.init)
+        net.backend.synchronize()
+        start = time.perf_counter()
+        net.SGD((X, y), 1, workload.batch, workload.eta)  # synchronises before it returns
+        return time.perf_counter() - start
+
+    if backend != "jax":
+        return once(), None
+    first = once()
+    seconds = once()
+    return seconds, first - seconds
 
 
 def bpgpu_epochs_memory(workload: Workload, X: np.ndarray, y: np.ndarray, epochs: int, rss) -> list[float]:
@@ -30,19 +51,24 @@ def bpgpu_epochs_memory(workload: Workload, X: np.ndarray, y: np.ndarray, epochs
     import bpgpu
 
     after = []
-    net = bpgpu.Network(list(workload.sizes), backend="numpy", seed=1)
+    net = bpgpu.Network(list(workload.sizes), backend="numpy", seed=1, init=workload.init)
     net.SGD((X, y), epochs, workload.batch, workload.eta, callback=lambda record: after.append(rss()))
     return after
 
 
 def torch_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, device: str = "cpu") -> float:
-    """PyTorch eager with autograd: nn.Linear + Sigmoid, optim.SGD, ½‖a − y‖² averaged over the batch."""
+    """PyTorch eager with autograd: nn.Linear + Sigmoid, optim.SGD, ½‖a − y‖² averaged over the batch,
+    starting from bpgpu's parameters (`nn.Linear.weight` is (n_out, n_in), as bpgpu's weights)."""
     import torch
 
     torch.manual_seed(1)
     layers = []
-    for n_in, n_out in zip(workload.sizes[:-1], workload.sizes[1:], strict=True):
-        layers += [torch.nn.Linear(n_in, n_out), torch.nn.Sigmoid()]
+    for w, b in zip(*initial_parameters(workload), strict=True):
+        linear = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers += [linear, torch.nn.Sigmoid()]
     model = torch.nn.Sequential(*layers).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=workload.eta)
     _sync(torch, device)
@@ -73,8 +99,8 @@ def book_loop_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, batches: i
     """
     rng = np.random.default_rng(1)
     sizes = workload.sizes
-    biases = [rng.standard_normal((n, 1)).astype(np.float32) for n in sizes[1:]]
-    weights = [rng.standard_normal((o, i)).astype(np.float32) for i, o in itertools.pairwise(sizes)]
+    weights, biases = initial_parameters(workload)
+    biases = [b[:, None] for b in biases]  # the book's column vectors
     eye = np.eye(sizes[-1], dtype=np.float32)
     order = rng.permutation(len(y))
     sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731 - the book's one-liner
@@ -105,18 +131,21 @@ def book_loop_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, batches: i
     return seconds * workload.steps / min(batches, workload.steps)
 
 
-def gemm_floor_epoch(workload: Workload, X: np.ndarray, y: np.ndarray) -> float:
+def gemm_floor_epoch(workload: Workload, X: np.ndarray, y: np.ndarray, xp=np) -> float:
     """Only the matrix products one epoch of backprop needs, same shapes, nothing else.
 
     Per step and layer: the forward product, the weight-gradient product and (above the first layer)
     the error sent back through wᵀ. Operands are prepared before timing; results are discarded.
+    `xp=cupy` times cuBLAS instead of NumPy's BLAS (synchronised before and after).
     """
     rng = np.random.default_rng(1)
     sizes, n = workload.sizes, workload.batch
-    weights = [rng.standard_normal((o, i)).astype(np.float32) for i, o in itertools.pairwise(sizes)]
-    acts = [rng.random((n, s), dtype=np.float32) for s in sizes]
-    deltas = [rng.random((n, s), dtype=np.float32) for s in sizes[1:]]
+    weights = [xp.asarray(w) for w in initial_parameters(workload)[0]]
+    acts = [xp.asarray(rng.random((n, s), dtype=np.float32)) for s in sizes]
+    deltas = [xp.asarray(rng.random((n, s), dtype=np.float32)) for s in sizes[1:]]
     last = workload.rows - (workload.steps - 1) * n  # the last batch may be smaller
+    sync = xp.cuda.Device().synchronize if xp is not np else (lambda: None)
+    sync()
     start = time.perf_counter()
     for step in range(workload.steps):
         rows = n if step < workload.steps - 1 else last
@@ -125,4 +154,58 @@ def gemm_floor_epoch(workload: Workload, X: np.ndarray, y: np.ndarray) -> float:
             _ = deltas[l][:rows].T @ acts[l][:rows]  # ∂C/∂w
             if l > 0:
                 _ = deltas[l][:rows] @ w  # δ back through wᵀ
+    sync()
     return time.perf_counter() - start
+
+
+def cupy_gemm_floor_epoch(workload: Workload, X: np.ndarray, y: np.ndarray) -> float:
+    """The GEMM floor on the current CUDA device, with cuBLAS (after one untimed warm-up epoch)."""
+    import cupy
+
+    if cupy.cuda.runtime.getDeviceCount() < 1:
+        raise RuntimeError("cupy-gemm-floor is not available on this machine: CuPy sees no CUDA device")
+    gemm_floor_epoch(workload, X, y, cupy)  # cuBLAS picks its kernels on first use
+    return gemm_floor_epoch(workload, X, y, cupy)
+
+
+def xla_gemm_floor_epoch(workload: Workload, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The GEMM floor's products compiled by XLA (`jax.jit`), on JAX's default device.
+
+    XLA would hoist products of the same operands out of the loop and drop unused ones, so each
+    step takes its operands from one of four prepared blocks by the step's index and folds every
+    product into the loop's carry with a max (a small extra pass over each product). Returns
+    `(seconds, compile seconds)`: the epoch is timed on a second run of the compiled loops.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(1)
+    sizes, n, blocks = workload.sizes, workload.batch, 4
+    weights = [jnp.asarray(w) for w in initial_parameters(workload)[0]]
+    acts = [jnp.asarray(rng.random((blocks, n, s), dtype=np.float32)) for s in sizes]
+    deltas = [jnp.asarray(rng.random((blocks, n, s), dtype=np.float32)) for s in sizes[1:]]
+    last = workload.rows - (workload.steps - 1) * n
+
+    def products(rows: int):
+        def body(i, total):
+            for l, w in enumerate(weights):
+                a, d = acts[l][i % blocks, :rows], deltas[l][i % blocks, :rows]
+                total = jnp.maximum(total, jnp.max(a @ w.T))
+                total = jnp.maximum(total, jnp.max(d.T @ a))
+                if l > 0:
+                    total = jnp.maximum(total, jnp.max(d @ w))
+            return total
+
+        return jax.jit(lambda count: jax.lax.fori_loop(0, count, body, jnp.float32(0)))
+
+    full, short = products(n), products(last)
+
+    def epoch() -> float:
+        start = time.perf_counter()
+        total = jnp.maximum(full(workload.steps - 1), short(1))
+        total.block_until_ready()
+        return time.perf_counter() - start
+
+    first = epoch()
+    seconds = epoch()
+    return seconds, first - seconds

@@ -12,6 +12,7 @@ the ratios bpgpu / PyTorch and bpgpu / GEMM floor from the same run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib.metadata
 import importlib.util
@@ -27,7 +28,23 @@ from pathlib import Path
 from .workloads import WORKLOADS, data
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-IMPLS = ("bpgpu-numpy", "bpgpu-cupy", "bpgpu-torch", "torch", "book-loop", "gemm-floor")
+IMPLS = (
+    "bpgpu-numpy",
+    "bpgpu-jax",
+    "bpgpu-cupy",
+    "bpgpu-torch",
+    "torch",
+    "book-loop",
+    "gemm-floor",
+    "xla-gemm-floor",
+    "torch-cuda",
+    "cupy-gemm-floor",
+)
+CPU_IMPLS = IMPLS[:-2]  # the default: what runs without a GPU (bpgpu-cupy says why it cannot)
+# A CUDA GPU's run (benchmarks/gpu.sh): bpgpu's GPU backends against PyTorch CUDA and cuBLAS.
+GPU_IMPLS = ("bpgpu-cupy", "bpgpu-jax", "torch-cuda", "cupy-gemm-floor")
+# XLA keeps its own thread pool, which OMP_NUM_THREADS does not reach: one thread is this flag.
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
 # Thread counts tried per workload: W1's tiny products run fastest on one thread (two threads only add
 # synchronisation); W3's large ones on every core, for every implementation alike.
 # Where a plain run writes its table: ignored by git, so `make bench` leaves the checkout clean. The
@@ -42,28 +59,46 @@ def child(impl: str, workload_name: str, threads: int, rows: int | None, epochs:
 
     workload = WORKLOADS[workload_name]
     if rows is not None:
-        workload = type(workload)(workload.name, workload.sizes, workload.batch, workload.eta, rows)
+        workload = dataclasses.replace(workload, rows=rows)
     X, y = data(workload)
     if impl.startswith("torch") or impl == "bpgpu-torch":
         import torch
 
         torch.set_num_threads(threads)
-    seconds, rss = [], []
+    seconds, rss, compiled = [], [], []
     if epochs > 1:  # the memory run: one training run, RSS read after each of its epochs
         rss = impls.bpgpu_epochs_memory(workload, X, y, epochs, _current_rss)
         epochs = 0
     for _ in range(epochs):
+        compile_seconds = None
         if impl.startswith("bpgpu-"):
-            seconds.append(impls.bpgpu_epoch(workload, X, y, impl.removeprefix("bpgpu-")))
+            epoch, compile_seconds = impls.bpgpu_epoch(workload, X, y, impl.removeprefix("bpgpu-"))
         elif impl == "torch":
-            seconds.append(impls.torch_epoch(workload, X, y))
+            epoch = impls.torch_epoch(workload, X, y)
+        elif impl == "torch-cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError("torch-cuda is not available on this machine: torch sees no CUDA device")
+            impls.torch_epoch(workload, X, y, "cuda")  # CUDA context and kernel choice, untimed
+            epoch = impls.torch_epoch(workload, X, y, "cuda")
+        elif impl == "cupy-gemm-floor":
+            epoch = impls.cupy_gemm_floor_epoch(workload, X, y)
         elif impl == "book-loop":
-            seconds.append(impls.book_loop_epoch(workload, X, y))
+            epoch = impls.book_loop_epoch(workload, X, y)
+        elif impl == "xla-gemm-floor":
+            epoch, compile_seconds = impls.xla_gemm_floor_epoch(workload, X, y)
         else:
-            seconds.append(impls.gemm_floor_epoch(workload, X, y))
+            epoch = impls.gemm_floor_epoch(workload, X, y)
+        seconds.append(epoch)
+        compiled.append(compile_seconds)
         rss.append(_current_rss())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    return {"seconds": seconds, "rss_after_epoch": rss, "peak_rss": peak, "data_bytes": X.nbytes + y.nbytes}
+    return {
+        "seconds": seconds,
+        "compile": compiled,
+        "rss_after_epoch": rss,
+        "peak_rss": peak,
+        "data_bytes": X.nbytes + y.nbytes,
+    }
 
 
 def _current_rss() -> int:
@@ -74,6 +109,8 @@ def _current_rss() -> int:
 def measure(impl: str, workload: str, threads: int, rows: int | None = None, epochs: int = 1) -> dict | None:
     """One fresh process; None when the implementation cannot run here (e.g. PyTorch missing)."""
     env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}, "BPGPU_BACKEND": ""}
+    if threads == 1:
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_ONE_THREAD}".strip()
     command = [sys.executable, "-m", "benchmarks.run", "--child", impl, workload, str(threads), str(epochs)]
     if rows is not None:
         command.append(str(rows))
@@ -90,7 +127,15 @@ def measure(impl: str, workload: str, threads: int, rows: int | None = None, epo
 
 def available(impl: str) -> bool:
     """Whether the library `impl` needs is installed (CuPy without a working GPU fails later)."""
-    needs = {"bpgpu-torch": "torch", "torch": "torch", "bpgpu-cupy": "cupy"}.get(impl)
+    needs = {
+        "bpgpu-torch": "torch",
+        "torch": "torch",
+        "bpgpu-cupy": "cupy",
+        "bpgpu-jax": "jax",
+        "xla-gemm-floor": "jax",
+        "torch-cuda": "torch",
+        "cupy-gemm-floor": "cupy",
+    }.get(impl)
     return needs is None or importlib.util.find_spec(needs) is not None
 
 
@@ -98,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
-    parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    parser.add_argument(
+        "--impls", nargs="+", default=list(CPU_IMPLS), choices=IMPLS, help="(default: the CPU ones)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", help="thread counts to try (default: per workload)")
     parser.add_argument("--rows", type=int, help="override every workload's rows (for quick checks)")
@@ -191,15 +238,15 @@ def render(results: dict, args: argparse.Namespace, missing: list[str], memory: 
         ]
     header = (
         "| workload | implementation | threads | seconds, median (min–max) | × PyTorch | × GEMM floor "
-        "| peak RSS |"
+        "| compile, s | peak RSS |"
     )
-    lines += [header, "|---|---|---|---|---|---|---|"]
+    lines += [header, "|---|---|---|---|---|---|---|---|"]
     for workload in args.workloads:
-        torch_best = best(results, workload, "torch")
-        floor_best = best(results, workload, "gemm-floor")
+        torch_best = best(results, workload, _reference(args.impls, "torch-cuda", "torch"))
+        floor_best = best(results, workload, _reference(args.impls, "cupy-gemm-floor", "gemm-floor"))
         for impl in IMPLS:
             if impl in missing:
-                lines.append(f"| {workload} | {impl} | | not installed | | | |")
+                lines.append(f"| {workload} | {impl} | | not installed | | | | |")
                 continue
             found = best(results, workload, impl)
             if found is None:
@@ -209,12 +256,22 @@ def render(results: dict, args: argparse.Namespace, missing: list[str], memory: 
             ratio_floor = f"{median / floor_best[1][0]:.2f}" if floor_best else ""
             peak = max(r["peak_rss"] for r in runs) / 2**20
             extrapolated = " (extrapolated from 1000 batches)" if impl == "book-loop" else ""
+            compiles = [r["compile"][0] for r in runs if r["compile"][0] is not None]
+            compile_cell = seconds(statistics.median(compiles)) if compiles else ""
             lines.append(
                 f"| {workload} | {impl}{extrapolated} | {threads} | {seconds(median)} "
                 f"({seconds(low)}–{seconds(high)}) | "
-                f"{ratio_torch} | {ratio_floor} | {peak:.0f} MiB |"
+                f"{ratio_torch} | {ratio_floor} | {compile_cell} | {peak:.0f} MiB |"
             )
     lines += ["", "Workloads: " + "; ".join(f"{w.name} {w.describe()}" for w in WORKLOADS.values()), ""]
+    lines += [
+        f"Ratios are against {_reference(args.impls, 'torch-cuda', 'torch')} and "
+        f"{_reference(args.impls, 'cupy-gemm-floor', 'gemm-floor')}. "
+        "Every implementation starts from bpgpu's parameters for seed 1 and the workload's init. "
+        "Compiled rows (bpgpu-jax, xla-gemm-floor) are timed on their second run; the compile column "
+        "is the first run's extra time. The GEMM floor is NumPy's BLAS.",
+        "",
+    ]
     if memory is not None:
         data_mib = memory["data_bytes"] / 2**20
         rss = ", ".join(f"{r / 2**20:.0f}" for r in memory["rss_after_epoch"])
@@ -226,6 +283,11 @@ def render(results: dict, args: argparse.Namespace, missing: list[str], memory: 
             "",
         ]
     return "\n".join(lines)
+
+
+def _reference(impls: list[str], gpu: str, cpu: str) -> str:
+    """What the ratios divide by: the GPU reference when this run has it, else the CPU one."""
+    return gpu if gpu in impls else cpu
 
 
 def _machine_tag() -> str:
@@ -244,7 +306,7 @@ def _machine_line() -> str:
 
 
 def _versions() -> str:
-    names = ("bpgpu", "numpy", "array-api-compat", "torch")
+    names = ("bpgpu", "numpy", "array-api-compat", "torch", "jax", "jaxlib")
     found = []
     for name in names:
         try:

@@ -25,7 +25,7 @@ def test_harness_writes_a_results_table_with_every_implementation(tmp_path):
     assert "Quick run: every workload cut to 200 rows" in text
     rows = [line for line in text.splitlines() if line.startswith("| W1 |")]
     names = [row.split("|")[2].strip().split(" ")[0] for row in rows]
-    expected = ["bpgpu-numpy", "bpgpu-cupy", "bpgpu-torch", "torch", "book-loop", "gemm-floor"]
+    expected = list(run.CPU_IMPLS)
     if "bpgpu-cupy" not in names:  # CuPy installed but no GPU works: that run is skipped, no row
         assert importlib.util.find_spec("cupy") is not None
         expected.remove("bpgpu-cupy")
@@ -33,7 +33,8 @@ def test_harness_writes_a_results_table_with_every_implementation(tmp_path):
     for row in rows:
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         if cells[3] != "not installed":
-            assert float(cells[3].split()[0]) > 0 and cells[6].endswith("MiB")
+            assert float(cells[3].split()[0]) > 0 and cells[7].endswith("MiB")
+            assert bool(cells[6]) == (cells[1] in ("bpgpu-jax", "xla-gemm-floor"))  # compile seconds
     assert "Memory, bpgpu-numpy W1, one SGD call of 3 epochs: peak RSS" in text
 
 
