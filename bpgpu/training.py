@@ -220,8 +220,9 @@ def train(
                     done = 0
                     while done < full:
                         count = min(per_call, full - done)
+                        start = done * batch
                         params = backend.run_steps(
-                            step, params, x, y, order, done * batch, count, batch, rate
+                            step, params, x, y, order, start, count, batch, rate, per_call
                         )
                         done += count
                         params = advance(params, epoch, done * batch)

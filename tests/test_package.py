@@ -84,7 +84,7 @@ def bpgpu_imports(path: pathlib.Path) -> set[str]:
     """The bpgpu modules that `path` imports anywhere in it (function bodies and TYPE_CHECKING blocks
     included), as dotted names relative to the package: "step", "backends.host", ..."""
     here = path.relative_to(PACKAGE).with_suffix("").parts
-    package = here[:-1] if here[-1] != "__init__" else here[:-1]
+    package = here[:-1]  # a package's own __init__ imports relative to the package too
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level > 0:

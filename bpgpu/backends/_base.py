@@ -125,10 +125,13 @@ class Backend:
         count: int,
         batch: int,
         eta: float,
+        most: int,
     ) -> Any:
         """`count` steps of `step` from `params`, on the mini-batches of `batch` rows of `x` and `y`
         that begin at row `start` of the shuffled `order` (device indices): the new parameters.
         Every mini-batch is whole (`start + count * batch <= len(order)`). May consume `params`.
+        `most` is the largest `count` of the calls to come with these shapes (`steps_per_call`'s
+        answer), so that a compiling backend can compile one call for all of them.
 
         The default is a Python loop that gathers each mini-batch on the device (`xp.take`).
         """

@@ -6,9 +6,10 @@ device on an NVIDIA GPU. What this module adds to the other backends:
 
 - **Compilation.** `compile` traces a pure step or metric (`bpgpu.step`) once per shape with
   `jax.jit`, donating the old parameters' buffers where asked; `run_steps` runs many mini-batches in
-  one compiled call (a `lax.fori_loop` with the device-side gather inside, the number of steps a
-  traced value). Compiled functions are cached by the step's settings, so a second `SGD` call with
-  the same network shape, options and batch size compiles nothing.
+  one compiled call (the device-side gather of those mini-batches, then a `lax.scan` over them
+  that skips the steps a short last call does not take). Compiled functions are cached by the
+  step's settings, so a second `SGD` call with the same network shape, options, data shape and
+  batch size compiles nothing.
 - **float64, scoped.** JAX computes in 32 bits unless `jax_enable_x64` is set. This backend sets it
   only around bpgpu's own work (`activate`, and every array it makes), through `jax.enable_x64`,
   which is thread-local; the user's other JAX code keeps its mode. A float64 network's arrays are
@@ -80,9 +81,10 @@ class JaxBackend(Backend):
         count: int,
         batch: int,
         eta: float,
+        most: int,
     ) -> Any:
         with self.activate():
-            return _loop(step, batch)(params, x, y, order, start, count, eta)
+            return _loop(step, batch, most)(params, x, y, order, start, count, eta)
 
     def steps_per_call(self, steps: int) -> int:
         return max(1, steps // 10)  # at least ten calls (progress reports) per epoch
@@ -92,7 +94,8 @@ class JaxBackend(Backend):
             return [self.xp.asarray(a, copy=True) for a in arrays]
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Any:
-        return self.xp.asarray(host, dtype=dtype, device=self.device)
+        array = self._jax.device_put(host, self.device)  # a third faster than jnp.asarray on the CPU
+        return array if dtype is None or array.dtype == dtype else self.xp.astype(array, dtype)
 
     def _scoped(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -111,20 +114,24 @@ def _jit(fn: Callable[..., Any], donate: bool) -> Callable[..., Any]:
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _loop(step: Callable[..., Any], batch: int) -> Callable[..., Any]:
-    """One compiled call running `count` steps of `batch` rows from row `start` of `order`."""
+def _loop(step: Callable[..., Any], batch: int, length: int) -> Callable[..., Any]:
+    """One compiled call that runs `count` ≤ `length` steps of `batch` rows from row `start` of
+    `order`: it gathers the `length` mini-batches at once, then scans over them, skipping the steps
+    beyond `count` (so a short last chunk needs no second compilation)."""
     jax = importlib.import_module("jax")
     jnp = jax.numpy
 
     def run(params: Any, x: Any, y: Any, order: Any, start: Any, count: Any, eta: Any) -> Any:
-        def body(i: Any, p: Any) -> Any:
-            rows = jax.lax.dynamic_slice_in_dim(order, start + i * batch, batch)
-            # the rows are in range by construction: "clip" is the cheapest bounds rule
-            xb = jnp.take(x, rows, axis=0, mode="clip")
-            yb = jnp.take(y, rows, axis=0, mode="clip")
-            return step(p, xb, yb, eta)
+        # rows past the end (in skipped steps only) are clipped to the last one: always in range
+        rows = jnp.take(order, start + jnp.arange(length * batch), mode="clip")
+        xs = jnp.reshape(jnp.take(x, rows, axis=0, mode="clip"), (length, batch, x.shape[1]))
+        ys = jnp.reshape(jnp.take(y, rows, axis=0, mode="clip"), (length, batch, y.shape[1]))
 
-        return jax.lax.fori_loop(0, count, body, params)
+        def body(p: Any, item: Any) -> Any:
+            xb, yb, i = item
+            return jax.lax.cond(i < count, lambda q: step(q, xb, yb, eta), lambda q: q, p), None
+
+        return jax.lax.scan(body, params, (xs, ys, jnp.arange(length)))[0]
 
     return jax.jit(run, donate_argnums=(0,))
 
