@@ -208,7 +208,7 @@ def train(
     try:
         with _deferred_interrupt() as interrupt:
             for epoch in range(plan.epochs):
-                start = time.perf_counter()
+                began_at = time.perf_counter()
                 began, stream = (params.weights, params.biases), random.shuffle_state
                 # A compiling backend may consume its inputs (donated buffers): what the caller,
                 # `best` and `began` hold is kept, and the epoch runs on `keep`'s copies.
@@ -220,9 +220,9 @@ def train(
                     done = 0
                     while done < full:
                         count = min(per_call, full - done)
-                        start = done * batch
+                        first = done * batch  # the call's first row of `order`
                         params = backend.run_steps(
-                            step, params, x, y, order, start, count, batch, rate, per_call
+                            step, params, x, y, order, first, count, batch, rate, per_call
                         )
                         done += count
                         params = advance(params, epoch, done * batch)
@@ -241,7 +241,7 @@ def train(
                     state = (*began, epoch, 0)
                     random.shuffle_state = stream
                     raise _diverged(epoch, plan, history)
-                record = EpochRecord(epoch, time.perf_counter() - start, eta=rate, **values)
+                record = EpochRecord(epoch, time.perf_counter() - began_at, eta=rate, **values)
                 history.append(record)
                 if verbose:
                     print(record, flush=True)

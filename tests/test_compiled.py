@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -46,6 +47,15 @@ def test_long_runs_with_every_option_agree_with_numpy(backend, dtype):
     np.testing.assert_allclose([r.training_cost for r in got], [r.training_cost for r in ref], rtol=1e-5)
     for mine, want in zip(params(nets[1]), params(nets[0]), strict=True):
         assert_close(mine, want, dtype)
+
+
+def test_each_epoch_record_says_how_long_that_epoch_took(backend):
+    net = bpgpu.Network(SIZES, backend=backend, seed=1)
+    began = time.perf_counter()
+    history = net.SGD(data(), 3, BATCH, 0.5)
+    took = time.perf_counter() - began
+    assert all(0 < record.seconds for record in history)
+    assert sum(record.seconds for record in history) <= took
 
 
 def test_progress_comes_at_least_ten_times_an_epoch_and_ends_at_the_rows(backend):
