@@ -301,8 +301,9 @@ class Network:
         rows; accuracy against argmax of Y) and "evaluation_cost", "evaluation_accuracy" (over
         `evaluation_data = (X, labels)`); the costs include the penalty, as `total_cost` does. All
         of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
-        `callback` receives each, and `progress(rows_done, rows)` is called after every mini-batch
-        (plain ints: no device synchronisation).
+        `callback` receives each, and `progress(rows_done, rows)` is called at least ten times an
+        epoch, after a whole number of mini-batches, the last time with `rows_done == rows` (plain
+        ints: no device synchronisation; every mini-batch when an epoch has fewer than 20).
 
         Stopping (needs `evaluation_data`; judged by evaluation accuracy): `early_stopping=n` stops
         after n epochs without a better accuracy and leaves the network with the parameters of its
@@ -313,7 +314,8 @@ class Network:
         Ending early: when a parameter or a monitored cost becomes NaN or infinite, `SGD` raises
         `TrainingDivergedError` (a `ValueError`) at the end of that epoch, the network back where it
         was when the epoch began (parameters and shuffle stream). Ctrl-C raises `TrainingInterrupted` (a
-        `KeyboardInterrupt`) saying exactly how many steps the network holds.
+        `KeyboardInterrupt`) saying exactly how many steps the network holds: a first Ctrl-C takes
+        effect at the next progress report (a second one at once).
 
         Data parallel (`bpgpu.distributed`): with an MPI communicator `comm` (e.g.
         `mpi4py.MPI.COMM_WORLD`), every rank runs this same call with the same data and seed; each

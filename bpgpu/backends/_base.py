@@ -143,9 +143,9 @@ class Backend:
 
     def steps_per_call(self, steps: int) -> int:
         """How many of an epoch's `steps` whole mini-batches one `run_steps` call should take; the
-        training loop reports progress (and acts on Ctrl-C) between calls. The default, 1, is every
-        step; a compiling backend takes more per call, keeping at least ten calls per epoch."""
-        return 1
+        training loop reports progress (and acts on Ctrl-C) between calls. The default is a tenth
+        of them: at least ten calls per epoch, and little Python between steps."""
+        return max(1, steps // 10)
 
     def keep(self, arrays: Sequence[Any]) -> list[Any]:
         """`arrays` in a form that calls which consume their inputs (`donate`) leave intact. The

@@ -86,9 +86,6 @@ class JaxBackend(Backend):
         with self.activate():
             return _loop(step, batch, most)(params, x, y, order, start, count, eta)
 
-    def steps_per_call(self, steps: int) -> int:
-        return max(1, steps // 10)  # at least ten calls (progress reports) per epoch
-
     def keep(self, arrays: Sequence[Any]) -> list[Any]:
         with self.activate():
             return [self.xp.asarray(a, copy=True) for a in arrays]
