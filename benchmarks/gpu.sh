@@ -7,11 +7,12 @@
 # 2. check.txt:    `bpgpu check` on every backend that works (CuPy and JAX against NumPy);
 # 3. tests.txt:    the whole test suite, whose backend-parametrised tests then run on CuPy and on
 #                  JAX's default device (the GPU, when JAX has its CUDA plugin);
-# 4. bench-*.md:   the harness at W1, W2 and W3 for bpgpu-cupy, bpgpu-jax, PyTorch CUDA and a
+# 4. bench.txt and <machine>-<date>.md: the harness at W1, W2 and W3 for bpgpu-cupy, bpgpu-jax, PyTorch CUDA and a
 #                  cuBLAS GEMM floor (benchmarks/run.py, medians of 3).
 #
 # Without a GPU it says so and runs the CPU part: versions, check, tests, and the CPU harness at W1.
-# Run it from the project root with bpgpu importable (an installed clone, or PYTHONPATH=$PWD).
+# Run it with bpgpu and its test extras importable by $PYTHON (default python3): an installed clone
+# (PYTHON=.venv/bin/python after make test), or PYTHONPATH=$PWD with the packages installed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/local/gpu-$(date +%F)}
@@ -31,7 +32,7 @@ step() {  # step NAME SECONDS COMMAND...: run it with a time limit, its output t
 
 {
     date -u +"%F %T UTC"
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "nvidia-smi: none"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
     nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" || true
     "$py" - <<'EOF'
 import importlib, platform
