@@ -264,12 +264,13 @@ def render(results: dict, args: argparse.Namespace, missing: list[str], memory: 
                 f"{ratio_torch} | {ratio_floor} | {compile_cell} | {peak:.0f} MiB |"
             )
     lines += ["", "Workloads: " + "; ".join(f"{w.name} {w.describe()}" for w in WORKLOADS.values()), ""]
+    floor_library = "cuBLAS (CuPy)" if "cupy-gemm-floor" in args.impls else "NumPy's BLAS"
     lines += [
         f"Ratios are against {_reference(args.impls, 'torch-cuda', 'torch')} and "
         f"{_reference(args.impls, 'cupy-gemm-floor', 'gemm-floor')}. "
         "Every implementation starts from bpgpu's parameters for seed 1 and the workload's init. "
         "Compiled rows (bpgpu-jax, xla-gemm-floor) are timed on their second run; the compile column "
-        "is the first run's extra time. The GEMM floor is NumPy's BLAS.",
+        f"is the first run's extra time. The GEMM floor is {floor_library}.",
         "",
     ]
     if memory is not None:

@@ -173,8 +173,9 @@ def train(
 
     Starts from `weights` and `biases` and hands every new whole set of parameters to `commit`, so
     that the caller holds a whole step at every moment: after each call of the backend's
-    `run_steps`, at the end, and, on an error, the last set known to be good. `random` supplies the
-    shuffles (and is put back to where an epoch began when that epoch diverges).
+    `run_steps`, at the end, and, on an error, the last whole set that can still be read (the
+    epoch's start when a diverging epoch or a cut-short compiled call leaves nothing better).
+    `random` supplies the shuffles (and is put back to where an epoch began when it diverges).
     """
     x, y, monitor, batch = plan.x, plan.y, plan.monitor, plan.mini_batch_size
     xp, n, history = backend.xp, x.shape[0], []
@@ -252,6 +253,7 @@ def train(
                     if improved:
                         best = (params.weights, params.biases)
                     if stop:
+                        interrupt.check()  # a Ctrl-C during this last epoch still counts
                         break
                 interrupt.check()
     except KeyboardInterrupt:

@@ -10,9 +10,12 @@ device on an NVIDIA GPU. What this module adds to the other backends:
   that skips the steps a short last call does not take). Compiled functions are cached by the
   step's settings, so a second `SGD` call with the same network shape, options, data shape and
   batch size compiles nothing.
+- **Full float32.** Matrix products use `jax.default_matmul_precision("highest")`, also in bpgpu's
+  scope: on Ampere and later GPUs JAX's default is TF32, which would not match the other backends.
 - **float64, scoped.** JAX computes in 32 bits unless `jax_enable_x64` is set. This backend sets it
   only around bpgpu's own work (`activate`, and every array it makes), through `jax.enable_x64`,
-  which is thread-local; the user's other JAX code keeps its mode. A float64 network's arrays are
+  which is thread-local; the user's other JAX code keeps its mode (but `SGD`'s `callback` and
+  `progress` run inside bpgpu's call, so in x64 mode). A float64 network's arrays are
   float64 jax arrays: compute on them inside `with net.backend.activate():` (or enable x64
   yourself), since JAX outside x64 mode truncates float64 results to float32.
 - **Donated buffers.** During `SGD` the arrays a network holds mid-epoch (say, read by a
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -45,8 +49,11 @@ class JaxBackend(Backend):
 
     @contextlib.contextmanager
     def activate(self) -> Iterator[None]:
-        # Python floats enter traced code through NumPy casts, which warn on overflow.
-        with self._jax.enable_x64(True), quiet_floating_point():
+        # float32 products in full float32, as every other backend computes them: on Ampere and
+        # later GPUs JAX would use TF32 (a 10-bit mantissa) by default. Python floats enter traced
+        # code through NumPy casts, which warn on overflow.
+        jax = self._jax
+        with jax.enable_x64(True), jax.default_matmul_precision("highest"), quiet_floating_point():
             yield
 
     def asarray(self, array: Any, dtype: Any = None) -> Any:
@@ -68,6 +75,9 @@ class JaxBackend(Backend):
         return super().memory_bytes()
 
     def compile(self, fn: Callable[..., Any], *, donate: bool = False) -> Callable[..., Any]:
+        owner = getattr(fn, "__self__", None)
+        if owner is not None:  # a bound method (`step.gradient`): equal only to itself, so key it
+            return self._scoped(_jit_method(owner, fn.__func__, donate))  # by its (hashable) owner
         return self._scoped(_jit(fn, donate))
 
     def run_steps(
@@ -84,7 +94,10 @@ class JaxBackend(Backend):
         most: int,
     ) -> Any:
         with self.activate():
-            return _loop(step, batch, most)(params, x, y, order, start, count, eta)
+            new = _loop(step, batch, most)(params, x, y, order, start, count, eta)
+            # JAX returns once the call is queued: wait for it, so that progress reports and Ctrl-C
+            # come when the steps are done (ten waits an epoch cost nothing measurable)
+            return self._jax.block_until_ready(new)
 
     def keep(self, arrays: Sequence[Any]) -> list[Any]:
         with self.activate():
@@ -108,6 +121,12 @@ def _jit(fn: Callable[..., Any], donate: bool) -> Callable[..., Any]:
     """`jax.jit(fn)`, one per (hashable) `fn`, so that its compiled shapes are kept across calls."""
     jax = importlib.import_module("jax")
     return jax.jit(fn, donate_argnums=(0,) if donate else ())
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _jit_method(owner: Any, function: Callable[..., Any], donate: bool) -> Callable[..., Any]:
+    """`jax.jit` of `function` bound to `owner`, one per equal owner and function."""
+    return _jit(types.MethodType(function, owner), donate)
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
