@@ -1,17 +1,33 @@
 """A network's settings and parameters in one file and back, without running code (host side only;
-`Network.save` and `bpgpu.load` build on `save` and `read`).
+`Network.save` and `bpgpu.load` build on `save` and `read`). Two formats, chosen by the file name
+when saving and by the file's first bytes when reading:
 
-The file is a NumPy `.npz` archive (a zip of stored `.npy` arrays) written with `numpy.savez`:
+**safetensors** (a name ending in `.safetensors`): the ecosystem's format for weights, laid out as
+PyTorch's `nn.Linear` keeps them, so the file loads into PyTorch (`safetensors.torch.load_file`),
+JAX or Hugging Face tools as it is:
+
+- `layers.{l}.weight` (sizes[l+1], sizes[l]) and `layers.{l}.bias` (sizes[l+1],), in `dtype`
+  ("F32" or "F64"), for l = 0 ... L-2: the state dict of a module whose `layers` is a
+  `ModuleList` of `nn.Linear` (an `nn.Sequential(Linear, activation, Linear, ...)` numbers them
+  0, 2, 4, ...: map `layers.{l}` to `{2 l}`);
+- the metadata's `"bpgpu"` entry: the same JSON as the `.npz` format's `metadata` below. A file
+  without it (a state dict saved from PyTorch, say) loads with the sizes and dtype its tensors
+  show and the other settings given to `bpgpu.load`.
+
+**.npz** (any other name; the format of earlier bpgpu versions): a NumPy archive (a zip of stored
+`.npy` arrays) written with `numpy.savez`:
 
 - `metadata`: UTF-8 JSON as a uint8 array: `{"format": "bpgpu-network", "version": 1, ...}` with
   the sizes, activation names, cost, dtype, seed, the shuffle stream's state and the bpgpu version;
 - `weight_0` ... `weight_{L-2}` (sizes[l+1], sizes[l]) and `bias_0` ... (sizes[l+1],), in `dtype`.
 
 Saving is atomic (a temporary file renamed over the target). Loading runs no code from the file (no
-pickles) and trusts nothing it declares (`bpgpu.io.npz` reads the zip and `.npy` layers): only regular files
-are opened, every entry and setting is checked, and a truncated, corrupt, forged, foreign or newer
-file raises `ValueError` naming the file and the problem, in time and memory bounded by the file's
-size; a good file loads with exactly the saved bits.
+pickles) and trusts nothing it declares (`bpgpu.io.npz` reads the zip and `.npy` layers,
+`bpgpu.io.safetensors_file` the safetensors header before the `safetensors` package parses the
+tensors): only regular files are opened, every entry and setting is checked before any tensor is
+built, and a truncated, corrupt, forged, foreign or newer file raises `ValueError` naming the file
+and the problem, in time and memory bounded by the file's size (a safetensors file is read whole:
+at most twice its size in memory); a good file loads with exactly the saved bits.
 """
 
 from __future__ import annotations
@@ -27,7 +43,9 @@ import numpy as np
 from . import __version__
 from . import _validation as check
 from .io import npz
-from .io.files import atomic_write
+from .io import safetensors_file as st
+from .io.files import atomic_write, open_regular
+from .io.streams import head
 
 FORMAT = "bpgpu-network"
 VERSION = 1
@@ -56,32 +74,51 @@ def save(
     biases: Sequence[np.ndarray],
 ) -> None:
     """Write a network's `settings` (every field of `SETTINGS`) and host parameters to `path`
-    (exactly that name; no suffix is added), atomically.
+    (exactly that name; no suffix is added), atomically: safetensors when the name ends in
+    `.safetensors`, else `.npz` (see the module docstring).
 
     Raises `ValueError`, writing nothing, when a parameter is NaN or infinite (a model `read` would
     refuse) or when `path` is not a file that can be written (see `bpgpu.io.files.check_writable`).
     """
     metadata = {"format": FORMAT, "version": VERSION, "bpgpu_version": __version__}
     metadata.update((field, settings[field]) for field in SETTINGS)
-    arrays = {"metadata": np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)}
+    for kind, arrays in (("weight", weights), ("bias", biases)):  # `read` would refuse such a file
+        for l, array in enumerate(arrays):
+            if not np.all(np.isfinite(array)):
+                raise ValueError(
+                    f"refusing to save to {os.fspath(path)}: {kind}_{l} holds NaN or infinite values"
+                )
+    text = json.dumps(metadata)
+    if st.is_safetensors_name(path):
+        tensors = {}
+        for l, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            tensors[f"layers.{l}.weight"], tensors[f"layers.{l}.bias"] = w, b
+        data = st.encode(tensors, {"bpgpu": text})
+        with atomic_write(path) as file:
+            file.write(data)
+        return
+    arrays = {"metadata": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
     for l, (w, b) in enumerate(zip(weights, biases, strict=True)):
         arrays[f"weight_{l}"], arrays[f"bias_{l}"] = w, b
-    for key, array in arrays.items():  # `read` would refuse such a file: never write one
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"refusing to save to {os.fspath(path)}: {key} holds NaN or infinite values")
     with atomic_write(path) as file:
         np.savez(file, **arrays)
 
 
 def read(
-    path: str | os.PathLike[str], configure: Callable[[dict[str, Any], list[int], str], T]
+    path: str | os.PathLike[str],
+    configure: Callable[[dict[str, Any], list[int], str, bool], T],
+    foreign: dict[str, Any] | None = None,
 ) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
     """The model saved at `path`: `(configure(settings, sizes, dtype), weights, biases)`.
 
     `configure` receives the saved settings (every field of `SETTINGS`, unchecked but for `sizes`
-    and `dtype`, which it gets checked) before any parameter is read, and raises what invalid
-    settings raise; that becomes a `ValueError` naming the file. The parameters are host arrays
+    and `dtype`, which it gets checked) and whether they are bpgpu's own (False: a foreign file's,
+    from `foreign`) before any parameter is read, and raises what invalid settings raise; that
+    becomes a `ValueError` naming the file. The parameters are host arrays
     with exactly the saved bits, checked for shape, dtype and finiteness.
+
+    `foreign`: the settings (all of `SETTINGS` but sizes and dtype) for a safetensors file without
+    bpgpu's metadata; None refuses such a file. A file with bpgpu's metadata ignores it.
 
     Raises:
         FileNotFoundError: nothing at `path`.
@@ -89,11 +126,25 @@ def read(
             message starts with the file's name); also a FIFO, a device or a directory.
     """
     name = os.fspath(path)
+    try:
+        file = open_regular(name, "a bpgpu model file")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{name}: no such model file") from None
+    with file:
+        start = head(file, 9)
+        if not start.startswith(b"PK") and (st.looks_like_safetensors(start) or st.is_safetensors_name(name)):
+            return _read_safetensors(name, st.read_all(name, file), configure, foreign)
+    return _read_npz(name, configure)
+
+
+def _read_npz(
+    name: str, configure: Callable[[dict[str, Any], list[int], str, bool], T]
+) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
     with npz.open_archive(name) as archive:
         members = npz.entries(archive)
         if "metadata" not in members:
             raise ValueError(f"{name}: not a bpgpu model file (no 'metadata' entry; has {_keys(members)})")
-        metadata = _metadata(name, npz.read_array(archive, members["metadata"], _metadata_header))
+        metadata = _metadata(name, npz.read_array(archive, members["metadata"], _metadata_header).tobytes())
         try:
             sizes = check.layer_sizes(metadata["sizes"])
             dtype = check.dtype_name(metadata["dtype"])
@@ -114,7 +165,7 @@ def read(
                 f"missing {_keys(missing)}, unexpected {_keys(extra)}"
             )
         try:  # all settings checked before any array is read
-            configured = configure({field: metadata[field] for field in SETTINGS}, sizes, dtype)
+            configured = configure({field: metadata[field] for field in SETTINGS}, sizes, dtype, True)
         except _SETTINGS_ERRORS as exc:
             raise ValueError(f"{name}: invalid model settings: {exc}") from exc
         arrays = {
@@ -126,6 +177,90 @@ def read(
             raise ValueError(f"{name}: entry {key!r} holds NaN or infinite values")
     layers = range(len(sizes) - 1)
     return configured, [arrays[f"weight_{l}"] for l in layers], [arrays[f"bias_{l}"] for l in layers]
+
+
+def _read_safetensors(
+    name: str,
+    data: bytes,
+    configure: Callable[[dict[str, Any], list[int], str, bool], T],
+    foreign: dict[str, Any] | None,
+) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
+    header = st.header(name, data, _int, _too_deep)
+    extra = header.pop("__metadata__", None) or {}
+    native = "bpgpu" in extra
+    if native:
+        text = extra["bpgpu"]
+        if len(text) > METADATA_LIMIT:
+            raise ValueError(
+                f"{name}: 'bpgpu' metadata is {len(text)} characters, more than metadata ever needs"
+            )
+        metadata = _metadata(name, text.encode("utf-8"))
+    elif foreign is None:
+        raise ValueError(f"{name}: a safetensors file without bpgpu's metadata; has {_keys(header)}")
+    else:
+        metadata = {**foreign, **_shape_of_layers(name, header)}
+    try:
+        sizes = check.layer_sizes(metadata["sizes"])
+        dtype = check.dtype_name(metadata["dtype"])
+    except _SETTINGS_ERRORS as exc:
+        raise ValueError(f"{name}: invalid model settings: {exc}") from exc
+    code = next(code for code, kind in st.DTYPES.items() if kind == np.dtype(dtype))
+    shapes = {}
+    for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        shapes[f"layers.{l}.weight"], shapes[f"layers.{l}.bias"] = [n_out, n_in], [n_out]
+    missing, unexpected = shapes.keys() - header.keys(), header.keys() - shapes.keys()
+    if missing or unexpected:
+        raise ValueError(
+            f"{name}: tensors do not match sizes {npz.shown(sizes)}: "
+            f"missing {_keys(missing)}, unexpected {_keys(unexpected)}"
+        )
+    for key, shape in shapes.items():
+        entry = header[key]
+        if entry["shape"] != shape or entry["dtype"] != code:
+            raise ValueError(
+                f"{name}: tensor {key!r} should be {code} {shape}, got "
+                f"{entry['dtype'][:12]} {npz.shown(entry['shape'], 40)}"
+            )
+    try:  # all settings checked before any tensor is built
+        configured = configure({field: metadata[field] for field in SETTINGS}, sizes, dtype, native)
+    except _SETTINGS_ERRORS as exc:
+        raise ValueError(f"{name}: invalid model settings: {exc}") from exc
+    arrays = st.tensors(name, data)
+    for key, shape in shapes.items():
+        array = arrays.get(key)
+        if array is None or list(array.shape) != shape or array.dtype != np.dtype(dtype):
+            raise ValueError(f"{name}: tensor {key!r} did not parse as {dtype} {shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: tensor {key!r} holds NaN or infinite values")
+    layers = range(len(sizes) - 1)
+    return (
+        configured,
+        [arrays[f"layers.{l}.weight"] for l in layers],
+        [arrays[f"layers.{l}.bias"] for l in layers],
+    )
+
+
+def _shape_of_layers(name: str, header: dict[str, Any]) -> dict[str, Any]:
+    """`sizes` and `dtype` read off the tensors of a file without bpgpu's metadata: `layers.{l}.weight`
+    (n_out, n_in) for l = 0, 1, ..., each layer's n_in the one before's n_out, all of one dtype."""
+    weights = []
+    while f"layers.{len(weights)}.weight" in header:
+        weights.append(header[f"layers.{len(weights)}.weight"])
+    if not weights:
+        raise ValueError(f"{name}: no tensor 'layers.0.weight' (has {_keys(header)}); see bpgpu.checkpoint")
+    sizes = []
+    for l, entry in enumerate(weights):
+        shape = entry["shape"]
+        if len(shape) != 2 or (sizes and shape[1] != sizes[-1]):
+            expected = f"({'n_out'}, {sizes[-1] if sizes else 'n_in'})"
+            raise ValueError(
+                f"{name}: tensor 'layers.{l}.weight' should be {expected}, got {npz.shown(shape, 40)}"
+            )
+        sizes = [*sizes, shape[0]] if sizes else [shape[1], shape[0]]
+    codes = {entry["dtype"] for entry in header.values()}
+    if len(codes) != 1 or next(iter(codes)) not in st.DTYPES:
+        raise ValueError(f"{name}: tensors must all be F32 or all F64; got {npz.shown(sorted(codes), 40)}")
+    return {"sizes": sizes, "dtype": str(st.DTYPES[next(iter(codes))])}
 
 
 def _keys(keys: Any, limit: int = 8) -> str:
@@ -152,10 +287,10 @@ def _parameter_header(shape: tuple[int, ...], dtype: str) -> Callable[[npz.Heade
     return expect
 
 
-def _metadata(name: str, raw: np.ndarray) -> dict[str, Any]:
+def _metadata(name: str, raw: bytes) -> dict[str, Any]:
     """The metadata's JSON, with its format and version checked and every field present."""
     try:  # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is what _int raises
-        metadata = json.loads(raw.tobytes().decode("utf-8"), parse_int=_int, parse_constant=_constant)
+        metadata = json.loads(raw.decode("utf-8"), parse_int=_int, parse_constant=_constant)
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{name}: 'metadata' is not valid JSON ({type(exc).__name__}: {exc})") from exc
     if _too_deep(metadata):

@@ -22,7 +22,7 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
-from .step import Model, Params, Step, Update, all_finite, totals
+from .step import Model, Params, Step, Update, all_finite, confusion, totals
 from .training import MONITORS, EpochRecord, Plan, TrainingDivergedError, train
 
 Array = Any
@@ -155,9 +155,12 @@ class Network:
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the network to one `.npz` file at `path`, atomically; `bpgpu.load` reads it back.
+        """Write the network to one file at `path`, atomically; `bpgpu.load` reads it back.
 
-        The file holds the settings, the parameters and where the shuffle stream stands, so a loaded
+        A name ending in `.safetensors` gets a safetensors file in PyTorch's `nn.Linear` layout
+        (`layers.0.weight` (n_out, n_in), `layers.0.bias`, ...; see `bpgpu.checkpoint`), which
+        PyTorch, JAX and Hugging Face tools read too; any other name gets bpgpu's `.npz` archive.
+        Either holds the settings, the parameters and where the shuffle stream stands, so a loaded
         network gives the same outputs on any backend and continues training as this one would.
         """
         settings = {
@@ -219,6 +222,17 @@ class Network:
         x = self._x(X)
         y = self._labels(labels, x.shape[0])
         return int(self._count_correct(x, y))
+
+    @_on_device
+    def confusion_matrix(self, X: Any, labels: Any) -> Any:
+        """A (k, k) int64 host `numpy.ndarray` (k = sizes[-1]) whose [i, j] counts the rows of `X`
+        labelled i (`labels`, (n,)) that the network classifies as j; its diagonal sums to
+        `evaluate(X, labels)`, row i to the rows labelled i. Computed on the device, brought to the
+        host in one transfer."""
+        x = self._x(X)
+        y = self._labels(labels, x.shape[0])
+        counts = self.backend.to_numpy(confusion(self._model, self.weights, self.biases, x, y, self.xp))
+        return counts.round().astype("int64")  # exact integers already; a host array's methods
 
     @_on_device
     def total_cost(self, X: Any, Y: Any, lmbda: float = 0.0, regularization: str = "l2") -> float:
@@ -301,9 +315,9 @@ class Network:
         rows; accuracy against argmax of Y) and "evaluation_cost", "evaluation_accuracy" (over
         `evaluation_data = (X, labels)`); the costs include the penalty, as `total_cost` does. All
         of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
-        `callback` receives each, and `progress(rows_done, rows)` is called at least ten times an
-        epoch, after a whole number of mini-batches, the last time with `rows_done == rows` (plain
-        ints: no device synchronisation; every mini-batch when an epoch has fewer than 20).
+        `callback` receives each, and `progress(rows_done, rows)` is called ten or eleven times an
+        epoch (after every mini-batch when an epoch has fewer than 20), each time after a whole
+        number of mini-batches, the last time with `rows_done == rows` (plain ints).
 
         Stopping (needs `evaluation_data`; judged by evaluation accuracy): `early_stopping=n` stops
         after n epochs without a better accuracy and leaves the network with the parameters of its
@@ -455,36 +469,63 @@ class Network:
         return x, self._labels(labels, x.shape[0], f"{name} labels", f"{name} X")
 
 
-def load(path: str | os.PathLike[str], backend: str | Backend | None = None) -> Network:
-    """The network saved at `path` by `Network.save`, on `backend` (default: `BPGPU_BACKEND`, else
-    "auto").
+FOREIGN_SETTINGS = ("activation", "output_activation", "cost", "init", "seed")
+
+
+def load(path: str | os.PathLike[str], backend: str | Backend | None = None, **settings: Any) -> Network:
+    """The network saved at `path` by `Network.save` (`.safetensors` or `.npz`, told apart by the
+    file's first bytes), on `backend` (default: `BPGPU_BACKEND`, else "auto").
 
     Outputs equal those of the saved network on every backend (the parameters are the saved bits).
     Training can continue where it stopped: the shuffle stream resumes from its saved state. The
-    file's format and its checks are in `bpgpu.checkpoint`.
+    formats and their checks are in `bpgpu.checkpoint`.
+
+    A safetensors file without bpgpu's metadata, such as a PyTorch state dict of `nn.Linear` layers
+    saved as `layers.{l}.weight` / `layers.{l}.bias`, loads too: its tensors give the sizes and the
+    dtype, and `settings` (any of `activation`, `output_activation`, `cost`, `init`, `seed`, as for
+    `Network`) the rest, with `Network`'s defaults. A bpgpu file has its own settings: passing any
+    for one is a `ValueError`.
 
     Raises:
         FileNotFoundError: nothing at `path`.
         ValueError: the file is not a bpgpu model, is damaged, or comes from a newer bpgpu (the
             message starts with the file's name); also a FIFO, a device or a directory.
     """
+    unknown = sorted(settings.keys() - set(FOREIGN_SETTINGS))
+    if unknown:
+        raise TypeError(f"load() got unexpected settings {unknown}; it takes {list(FOREIGN_SETTINGS)}")
     target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
+    foreign = {
+        "activation": "sigmoid",
+        "output_activation": None,
+        "cost": "quadratic",
+        "init": "normal",
+        "seed": None,
+        "shuffle_state": None,
+        **settings,
+    }
 
-    def configure(settings: dict[str, Any], sizes: list[int], dtype: str) -> Network:
+    def configure(saved: dict[str, Any], sizes: list[int], dtype: str, native: bool) -> Network:
+        if settings and native:
+            raise ValueError(
+                f"it is a bpgpu model with its own settings; {', '.join(sorted(settings))} apply only to "
+                f"safetensors files without bpgpu's metadata"
+            )
         net = Network._without_parameters(
             sizes,
-            activation=settings["activation"],
-            output_activation=settings["output_activation"],
-            cost=settings["cost"],
-            init=settings["init"],
+            activation=saved["activation"],
+            output_activation=saved["output_activation"],
+            cost=saved["cost"],
+            init=saved["init"],
             dtype=dtype,
-            seed=settings["seed"],
+            seed=saved["seed"],
             backend=target,
         )
-        net._random.shuffle_state = settings["shuffle_state"]
+        if native:
+            net._random.shuffle_state = saved["shuffle_state"]
         return net
 
-    net, weights, biases = checkpoint.read(path, configure)
+    net, weights, biases = checkpoint.read(path, configure, foreign)
     with net.backend.activate():
         net._commit([net.backend.asarray(w) for w in weights], [net.backend.asarray(b) for b in biases])
     return net

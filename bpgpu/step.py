@@ -139,6 +139,32 @@ def totals(
     return cost_sum, correct
 
 
+def confusion(
+    model: Model,
+    weights: Sequence[Array],
+    biases: Sequence[Array],
+    x: Array,
+    labels: Array,
+    xp: Any,
+    chunk_rows: int | None = None,
+) -> Array:
+    """The confusion matrix of the rows of `x` against `labels` (n,), a (k, k) float64 device array
+    whose [i, j] counts the rows labelled i that the network classifies as j (argmax of its output;
+    k = the output layer's width). One-hot labels times one-hot predictions, summed over chunks of
+    `chunk_rows` rows: exact for any count below 2⁵³."""
+    chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
+    k = biases[-1].shape[0]
+    matrix = None
+    for start in range(0, x.shape[0], chunk_rows):
+        end = min(start + chunk_rows, x.shape[0])
+        _, activations = bp.feedforward(weights, biases, model.sigmas, x[start:end, ...], xp)
+        truth = bp.one_hot(labels[start:end, ...], k, xp.float64, xp)
+        guess = bp.one_hot(xp.argmax(activations[-1], axis=1), k, xp.float64, xp)
+        part = truth.T @ guess
+        matrix = part if matrix is None else matrix + part
+    return matrix
+
+
 @dataclass(frozen=True)
 class Metrics:
     """Every number an epoch of `SGD` reports, as one float64 device vector (one transfer to the host).
