@@ -5,20 +5,54 @@
 layout that scikit-learn ships (64 pixel columns, then the digit). No network access is needed.
 
 `load_mnist(path)` (in `bpgpu.mnist`) reads MNIST from Nielsen's `mnist.pkl.gz` or from a directory
-of the four IDX files; nothing is downloaded. Both return `DataSets(train, validation, test)`.
+of the four IDX files; `load_fashion_mnist()` reads Zalando's Fashion-MNIST (the same IDX layout),
+which Debian packages as `dataset-fashion-mnist`. Nothing is downloaded. All return
+`DataSets(train, validation, test)` with the class names in `.classes`.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
+import pathlib
 from importlib import resources
 
 import numpy as np
 
-from ._splits import DataSets, Split
-from .mnist import load_mnist
+from ._splits import DIGITS, DataSets, Split
+from .io.idx import NAMES as IDX_NAMES
+from .io.idx import read_idx_directory
+from .mnist import MAX_IDX_BYTES, load_mnist
 
-__all__ = ["DataSets", "Split", "load_digits", "load_mnist"]
+__all__ = [
+    "DIGITS",
+    "FASHION_CLASSES",
+    "DataSets",
+    "Split",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_mnist",
+]
+
+# Zalando's names for Fashion-MNIST's labels 0-9 (github.com/zalandoresearch/fashion-mnist).
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+DATA_VARIABLE = "BPGPU_DATA"  # a folder of data sets: $BPGPU_DATA/fashion-mnist
+DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")  # dataset-fashion-mnist
+FASHION_HINT = (
+    "install it with apt-get install dataset-fashion-mnist, or pass any directory that holds "
+    f"the four IDX files ({', '.join(IDX_NAMES)}, plain or .gz)"
+)
 
 
 def load_digits() -> DataSets:
@@ -36,3 +70,35 @@ def load_digits() -> DataSets:
     slot = np.arange(len(y)) % 6
     parts = [slot < 4, slot == 4, slot == 5]
     return DataSets(*(Split(X[mask], y[mask]) for mask in parts))
+
+
+def fashion_mnist_directories(path: str | os.PathLike[str] | None = None) -> list[pathlib.Path]:
+    """Where `load_fashion_mnist(path)` looks, in order: `path` alone when given, else
+    `$BPGPU_DATA/fashion-mnist` (when the variable is set) and then Debian's folder."""
+    if path is not None:
+        return [pathlib.Path(path)]
+    found = [DEBIAN_FASHION_MNIST]
+    if os.environ.get(DATA_VARIABLE):
+        found.insert(0, pathlib.Path(os.environ[DATA_VARIABLE]) / "fashion-mnist")
+    return found
+
+
+def load_fashion_mnist(path: str | os.PathLike[str] | None = None) -> DataSets:
+    """Fashion-MNIST (Zalando, MIT licence): 28×28 grey images of 10 kinds of clothing, read from
+    the four IDX files in `path`, else in the first of `fashion_mnist_directories()` that exists.
+
+    As MNIST's IDX files in `load_mnist`, the last 10 000 of the 60 000 training images become
+    validation (50 000 / 10 000 / 10 000 rows), X is float32 pixel / 255 and y int64 in 0..9;
+    `classes` holds the names (`FASHION_CLASSES`, "T-shirt/top" ... "Ankle boot").
+
+    Raises:
+        FileNotFoundError: no such directory, saying where it looked and how to get the data;
+            also a directory that lacks one of the four files.
+        ValueError: a file that is damaged or not what its format says (naming it).
+    """
+    places = fashion_mnist_directories(path)
+    for directory in places:
+        if directory.is_dir():
+            return read_idx_directory(directory, MAX_IDX_BYTES).with_classes(FASHION_CLASSES)
+    looked = " or ".join(str(place) for place in places)
+    raise FileNotFoundError(f"Fashion-MNIST not found in {looked}: {FASHION_HINT}")

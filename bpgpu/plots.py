@@ -1,4 +1,5 @@
-"""Learning curves: test accuracy and training cost per epoch, drawn with matplotlib.
+"""Pictures drawn with matplotlib: learning curves (test accuracy and training cost per epoch) and
+confusion matrices.
 
 matplotlib is optional (`pip install matplotlib`, or the `plot` extra of a clone); without it
 `plot_history` raises `RuntimeError` saying how to install it. Nothing here touches pyplot's
@@ -72,6 +73,42 @@ def plot_history(
         axes.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
+    check_plot_path(path)
+    with atomic_write(path) as file:
+        figure.savefig(file, format=_format(path), dpi=120)
+
+
+def plot_confusion(
+    matrix: Any, classes: Sequence[str], path: str | os.PathLike[str], *, title: str | None = None
+) -> None:
+    """Draw a confusion matrix (rows: true class, columns: predicted class, as
+    `Network.confusion_matrix` returns it) into `path`: each cell shaded by the fraction of its row,
+    with its count written in it, and the class names along both axes. Written atomically."""
+    counts = [[int(value) for value in row] for row in matrix]
+    k = len(counts)
+    if k == 0 or any(len(row) != k for row in counts) or len(classes) != k:
+        raise ValueError(
+            f"expected a square (k, k) matrix and k class names; got {k} rows, {len(classes)} names"
+        )
+    figure_module = require_matplotlib()
+    size = max(4.0, 0.55 * k + 2.5)
+    figure = figure_module.Figure(figsize=(size + 1.0, size), layout="constrained")
+    axes = figure.add_subplot(1, 1, 1)
+    shares = [[value / max(1, sum(row)) for value in row] for row in counts]
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i, row in enumerate(counts):
+        for j, value in enumerate(row):
+            dark = shares[i][j] > 0.5
+            axes.text(
+                j, i, str(value), ha="center", va="center", fontsize=7, color="white" if dark else "black"
+            )
+    axes.set_xticks(range(k), [str(name) for name in classes], rotation=45, ha="right")
+    axes.set_yticks(range(k), [str(name) for name in classes])
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    figure.colorbar(image, ax=axes, label="fraction of the true class")
+    if title:
+        axes.set_title(title)
     check_plot_path(path)
     with atomic_write(path) as file:
         figure.savefig(file, format=_format(path), dpi=120)

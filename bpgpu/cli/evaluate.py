@@ -7,6 +7,7 @@ import argparse
 import platform
 import time
 from importlib import metadata
+from typing import Any
 
 from .. import __version__
 from ..backends import BACKEND_NAMES, available_backends, get_backend
@@ -26,20 +27,68 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
         type=scripts.backend_name,
         help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
     )
+    evaluate.add_argument(
+        "--plot", type=scripts.file_name, metavar="PNG", help="draw the confusion matrix into this picture"
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.plot is not None:  # before any work: a typo should not cost the evaluation
+        from ..io.files import check_writable
+        from ..plots import check_plot_path
+
+        try:
+            check_writable(args.plot, "picture")
+        except ValueError as exc:
+            raise ValueError(f"--plot {exc}") from None
+        check_plot_path(args.plot)
     net = load(args.model, backend=args.backend)
     data, source = load_data(args.data)
     X, y = getattr(data, args.split)
     if X.shape[1] != net.sizes[0]:
         raise ValueError(f"model {args.model} takes {net.sizes[0]} input features; {source} has {X.shape[1]}")
-    correct = net.evaluate(X, y)
+    classes = data.classes
+    if len(classes) != net.sizes[-1]:
+        raise ValueError(
+            f"model {args.model} has {net.sizes[-1]} output neurons; {source} has {len(classes)} classes"
+        )
+    matrix = net.confusion_matrix(X, y)
+    correct = int(matrix.trace())
     print(
         f"{args.model}: {args.split} accuracy {correct / len(y):.2%} ({correct} / {len(y)}), "
         f"mean cost {net.cost(X, y):.4f} on {source} ({net.backend.name} on {net.backend.device})"
     )
+    print(per_class_table(matrix, classes))
+    print(confusion_table(matrix, classes))
+    if args.plot is not None:
+        from ..plots import plot_confusion
+
+        title = f"{args.model}: {args.split} split of {source.split(' ')[0]}, {correct / len(y):.1%}"
+        plot_confusion(matrix, classes, args.plot, title=title)
+        print(f"drew the confusion matrix into {args.plot}")
     return 0
+
+
+def per_class_table(matrix: Any, classes: tuple[str, ...]) -> str:
+    """Each class's accuracy: the rows of that class classified as it, of all rows of that class."""
+    width = max(len(name) for name in classes)
+    lines = ["per class (rows of the class classified as it):"]
+    for i, name in enumerate(classes):
+        rows, right = int(matrix[i].sum()), int(matrix[i, i])
+        share = f"{right / rows:7.2%}" if rows else "      -"
+        lines.append(f"  {i:>2} {name:<{width}}  {share}  ({right} / {rows})")
+    return "\n".join(lines)
+
+
+def confusion_table(matrix: Any, classes: tuple[str, ...]) -> str:
+    """The matrix as text: a row per true class (numbered and named), a column per predicted one."""
+    width = max(len(name) for name in classes)
+    cell = max(4, len(str(int(matrix.max()))) + 1)
+    head = " " * (width + 5) + "".join(f"{j:>{cell}}" for j in range(len(classes)))
+    lines = ["confusion matrix (row: true class, column: predicted class):", head]
+    for i, name in enumerate(classes):
+        lines.append(f"  {i:>2} {name:<{width}}" + "".join(f"{int(v):>{cell}}" for v in matrix[i]))
+    return "\n".join(lines)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -98,7 +147,12 @@ def _nothing_to_check(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
-    "evaluate": ("Report the accuracy of a saved model.", _evaluate_arguments, _evaluate, _nothing_to_check),
+    "evaluate": (
+        "Report the accuracy of a saved model, per class, with its confusion matrix.",
+        _evaluate_arguments,
+        _evaluate,
+        _nothing_to_check,
+    ),
     "info": (
         "Show versions, and which backends work here and why not.",
         lambda _: None,

@@ -17,7 +17,10 @@ from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted
 from . import scripts
 from .scripts import EXIT_INTERRUPTED
 
-DATA_HELP = "digits (embedded), Nielsen's mnist.pkl.gz, or a directory of the four MNIST IDX files"
+DATA_HELP = (
+    "digits (embedded), fashion-mnist (Debian's dataset-fashion-mnist, or $BPGPU_DATA/fashion-mnist), "
+    "Nielsen's mnist.pkl.gz, or a directory of the four MNIST IDX files"
+)
 HIDDEN_ACTIVATIONS = tuple(name for name, a in ACTIVATIONS.items() if not a.output_only)
 PATIENCE = 10
 
@@ -238,7 +241,7 @@ def _best_epoch(history: list[EpochRecord]) -> int:
 def _check_outputs(args: argparse.Namespace) -> None:
     """--save and --plot must be files that can be written (never a device, a FIFO or a directory),
     that are neither a data file nor each other."""
-    data = None if args.data == "digits" else os.path.realpath(args.data)
+    data = None if args.data in ("digits", "fashion-mnist") else os.path.realpath(args.data)
     targets = {}
     for option in ("save", "plot"):
         path = getattr(args, option)
@@ -288,9 +291,13 @@ class _ProgressBar:
 
 
 def load_data(spec: str) -> tuple[Any, str]:
-    """`--data`: the embedded digits, or MNIST from a file or directory; `(DataSets, description)`."""
+    """`--data`: the embedded digits, Fashion-MNIST by name, or MNIST from a file or directory;
+    `(DataSets, description)`."""
     if spec == "digits":
         return datasets.load_digits(), "digits (embedded UCI digits)"
+    if spec == "fashion-mnist":
+        found = next((d for d in datasets.fashion_mnist_directories() if d.is_dir()), None)
+        return datasets.load_fashion_mnist(), f"fashion-mnist (Zalando's Fashion-MNIST in {found})"
     if not os.path.exists(spec):
         raise ValueError(f"--data {spec}: no such file or directory (expected {DATA_HELP})")
     return datasets.load_mnist(spec), spec
