@@ -86,6 +86,24 @@ def non_negative_real(value: Any, name: str) -> float:
     return number
 
 
+def finite_real(value: Any, name: str) -> float:
+    number = _real(value, name, "a finite number")
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number; got {show(value)}")
+    return number
+
+
+def index(value: Any, name: str, size: int) -> int:
+    """An int in [0, size), such as a layer or a neuron."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer in [0, {size}); got {show(value)} ({type(value).__name__})"
+        )
+    if not 0 <= value < size:
+        raise ValueError(f"{name} must be in [0, {size}); got {show(value)}")
+    return int(value)
+
+
 def fraction(value: Any, name: str) -> float:
     """A number in [0, 1), such as a momentum coefficient."""
     number = _real(value, name, "a number in [0, 1)")

@@ -33,15 +33,22 @@ def feedforward(
     sigmas: Sequence[Activation],
     a: Array,
     xp: Any,
+    demon: tuple[int, int, float] | None = None,
 ) -> tuple[list[Array], list[Array]]:
     """a^l = σ(w^l a^{l−1} + b^l) for every layer, keeping each z^l and a^l.
 
     Returns `(zs, activations)`: zs[l] is Z^{l+1} (n, sizes[l+1]); activations[0] is the input
     (n, sizes[0]) and activations[l + 1] = σ(zs[l]).
+
+    `demon = (l, j, Δz)` is chapter 2's demon: it adds Δz to the weighted input of neuron j of
+    layer l (zs[l][:, j], every row) before σ, so that the neuron outputs σ(z + Δz) instead.
     """
     zs, activations = [], [a]
-    for w, b, sigma in zip(weights, biases, sigmas, strict=True):
+    for l, (w, b, sigma) in enumerate(zip(weights, biases, sigmas, strict=True)):
         z = a @ w.T + b
+        if demon is not None and demon[0] == l:
+            neurons = xp.arange(z.shape[1], device=array_api_compat.device(z))
+            z = z + demon[2] * xp.astype(neurons == demon[1], z.dtype)
         a = sigma.fn(z, xp)
         zs.append(z)
         activations.append(a)
@@ -111,9 +118,11 @@ def mean_cost(
     x: Array,
     y: Array,
     xp: Any,
+    demon: tuple[int, int, float] | None = None,
 ) -> Array:
-    """C = (1/n) Σ_x C_x over the rows of `x` and `y`, as a 0-d array."""
-    zs, activations = feedforward(weights, biases, sigmas, x, xp)
+    """C = (1/n) Σ_x C_x over the rows of `x` and `y`, as a 0-d array (with the `demon` of
+    `feedforward`, when given: then C changes by about ∂C/∂z^l_j Δz, the definition of δ)."""
+    zs, activations = feedforward(weights, biases, sigmas, x, xp, demon)
     return xp.mean(cost.fn(zs[-1], activations[-1], y, xp))
 
 

@@ -22,7 +22,7 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
-from .step import Model, Params, Step, Update, all_finite, confusion, totals
+from .step import Model, Params, Step, Update, all_finite, confusion, layer_speeds, totals
 from .training import MONITORS, EpochRecord, Plan, TrainingDivergedError, train
 
 Array = Any
@@ -210,11 +210,39 @@ class Network:
         return bp.backprop(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
 
     @_on_device
-    def cost(self, X: Any, Y: Any) -> float:
-        """The mean cost C = (1/n) Σ_x C_x over the rows of `X` and `Y`."""
+    def cost(self, X: Any, Y: Any, *, demon: tuple[int, int, float] | None = None) -> float:
+        """The mean cost C = (1/n) Σ_x C_x over the rows of `X` and `Y`.
+
+        `demon = (layer, neuron, dz)` is chapter 2's demon: it adds `dz` to the weighted input z of
+        that neuron (of every row) before its activation, `layer` counting from 0 for the first
+        hidden layer as `weights` does. The cost then changes by about δ dz, where δ = ∂C/∂z is what
+        backpropagation computes: for one row, `backprop`'s bias gradient (BP3).
+        """
         x = self._x(X)
         y = self._y(Y, x.shape[0])
-        return float(bp.mean_cost(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp))
+        if demon is not None:
+            demon = self._demon(demon)
+        value = bp.mean_cost(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp, demon)
+        return float(value)
+
+    @_on_device
+    def layer_speeds(self, X: Any, Y: Any) -> list[float]:
+        """Each layer's speed of learning (chapter 5): the Euclidean norm ‖∂C/∂b^l‖ of BP3's gradient
+        of the mean cost over the rows of `X` and `Y`, one float per layer, the hidden layers first
+        and the output layer last; the norms of `backprop(X, Y)`'s bias gradients, in one transfer."""
+        x = self._x(X)
+        y = self._y(Y, x.shape[0])
+        speeds = layer_speeds(self._model, self.weights, self.biases, x, y, self.xp)
+        return [float(s) for s in self.backend.to_numpy(speeds).tolist()]
+
+    def _demon(self, demon: Any) -> tuple[int, int, float]:
+        if not isinstance(demon, (tuple, list)) or len(demon) != 3:
+            raise TypeError(f"demon must be (layer, neuron, dz); got {check.show(demon)}")
+        layer = check.index(demon[0], "demon layer", len(self.weights))
+        neuron = check.index(
+            demon[1], f"demon neuron (layer {layer} has {self.sizes[layer + 1]})", self.sizes[layer + 1]
+        )
+        return layer, neuron, check.finite_real(demon[2], "demon dz")
 
     @_on_device
     def evaluate(self, X: Any, labels: Any) -> int:

@@ -45,29 +45,43 @@ def _format(path: str | os.PathLike[str]) -> str:
 def plot_history(
     history: Sequence[EpochRecord], path: str | os.PathLike[str], *, title: str | None = None
 ) -> None:
-    """Draw the test accuracy and the training cost of `history` against the epoch into `path`.
+    """Draw the test accuracy, the training cost and the layer speeds of `history` against the epoch
+    into `path`.
 
-    The format follows the file name (.png, .svg, .pdf, ...). A curve is drawn when its field is
-    present in the records (`test_data` for accuracy, `monitor=("training_cost",)` for the cost);
-    with neither, `ValueError`. The file is written atomically.
+    The format follows the file name (.png, .svg, .pdf, ...). A panel is drawn when its field is
+    present in the records (`test_data` for accuracy, `monitor=("training_cost",)` for the cost,
+    `monitor=("layer_speeds",)` for each layer's ‖∂C/∂b^l‖, one line per layer on a log scale, as
+    chapter 5 draws them); with none, `ValueError`. The file is written atomically.
     """
     records = list(history)
     if not records or not all(isinstance(r, EpochRecord) for r in records):
         raise ValueError(f"history must be a non-empty list of EpochRecord; got {history!r:.80}")
     panels = [
         (field, label)
-        for field, label in (("accuracy", "test accuracy (%)"), ("training_cost", "training cost"))
+        for field, label in (
+            ("accuracy", "test accuracy (%)"),
+            ("training_cost", "training cost"),
+            ("layer_speeds", "speed of learning ‖∂C/∂b‖"),
+        )
         if all(getattr(r, field) is not None for r in records)
     ]
     if not panels:
-        raise ValueError("history has neither test accuracy nor training cost to plot")
+        raise ValueError("history has no test accuracy, training cost or layer speeds to plot")
     figure_module = require_matplotlib()
     figure = figure_module.Figure(figsize=(5 * len(panels), 3.6), layout="constrained")
     epochs = [r.epoch for r in records]
     for k, (field, label) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), k + 1)
-        values = [getattr(r, field) * (100 if field == "accuracy" else 1) for r in records]
-        axes.plot(epochs, values, marker="o", markersize=3)
+        if field == "layer_speeds":
+            layers = len(records[0].layer_speeds)
+            for l in range(layers):
+                name = "output layer" if l == layers - 1 else f"hidden layer {l + 1}"
+                axes.plot(epochs, [r.layer_speeds[l] for r in records], marker="o", markersize=3, label=name)
+            axes.set_yscale("log")
+            axes.legend(fontsize=7)
+        else:
+            values = [getattr(r, field) * (100 if field == "accuracy" else 1) for r in records]
+            axes.plot(epochs, values, marker="o", markersize=3)
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)

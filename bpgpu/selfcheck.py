@@ -1,9 +1,13 @@
 """`bpgpu check`: does backpropagation give the right gradient on this installation's backends?
 
-Two kinds of check, each a `Check` with a measured error and the limit it must stay under:
+Three kinds of check, each a `Check` with a measured error and the limit it must stay under:
 
 - **gradient**: backprop's gradient against central finite differences of the cost, entry by entry,
   in float64, for a small network in two activation/cost pairings;
+- **the demon** (chapter 2's definition of the error δ^l_j = ∂C/∂z^l_j): for one example, a demon
+  adds ±Δz to one neuron's weighted input in every layer in turn, and the change in the cost,
+  (C(z + Δz) − C(z − Δz)) / 2, must be δ^l_j Δz with δ from backprop. It tests the definition, not
+  the formulas: BP1 and BP2 have to be right for it to pass;
 - **agreement**: another backend against NumPy from the same seed: initial parameters, the
   gradient, and the parameters after two epochs of SGD (float64 and float32).
 
@@ -28,6 +32,8 @@ PAIRINGS = (("sigmoid", "sigmoid", "quadratic"), ("tanh", "sigmoid", "cross_entr
 FD_STEP = 1e-6
 FD_LIMIT = 1e-6  # central differences err by O(step²) plus rounding / step: ~1e-9 here
 AGREEMENT_LIMIT = {"float64": 1e-10, "float32": 1e-4}
+DEMON_SIZES = [4, 6, 5, 3]  # two hidden layers, so that δ travels back through BP2 twice
+DEMON_DZ = 1e-6
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ def run_checks(names: list[str]) -> Iterator[Check]:
         backend = get_backend(name)
         for activation, output, cost in PAIRINGS:
             yield gradient_check(backend, activation, output, cost)
+        yield demon_check(backend)
         if name != "numpy":
             yield from agreement_checks(backend, get_backend("numpy"))
 
@@ -102,6 +109,30 @@ def gradient_check(backend: Backend, activation: str, output: str, cost: str) ->
             numeric.append(grad)
     what = f"gradient = finite differences ({activation}/{output}, {cost})"
     return Check(backend.name, what, _relative(analytic, numeric), FD_LIMIT)
+
+
+def demon_check(backend: Backend, dz: float = DEMON_DZ) -> Check:
+    """The demon in every layer of a float64 network: ΔC / Δz against backprop's δ^l_j, neuron
+    j = l mod width, for one example (whose δ is the bias gradient of its cost: BP3)."""
+    net = Network(
+        DEMON_SIZES,
+        activation="tanh",
+        output_activation="sigmoid",
+        cost="cross_entropy",
+        backend=backend,
+        dtype="float64",
+        seed=5,
+    )
+    X, labels = _data(rows=1)
+    x, y = X[:, : DEMON_SIZES[0]], labels % DEMON_SIZES[-1]
+    nabla_b, _ = net.backprop(x, y)
+    deltas, changes = [], []
+    for l, b in enumerate(nabla_b):
+        j = l % DEMON_SIZES[l + 1]
+        deltas.append(backend.to_numpy(b)[j : j + 1])
+        up, down = net.cost(x, y, demon=(l, j, dz)), net.cost(x, y, demon=(l, j, -dz))
+        changes.append(get_backend("numpy").xp.asarray([(up - down) / (2 * dz)]))
+    return Check(backend.name, "the demon: ΔC = δ Δz in every layer", _relative(changes, deltas), FD_LIMIT)
 
 
 def agreement_checks(backend: Backend, reference: Backend) -> Iterator[Check]:

@@ -24,8 +24,9 @@ from .activations import Activation
 from .costs import Cost
 
 Array = Any
-MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
+MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy", "layer_speeds")
 CHUNK_ROWS = 8192  # rows per forward pass when measuring a whole data set
+SPEED_ROWS = 1000  # training rows that layer speeds are measured on, without evaluation data
 
 
 class Params(NamedTuple):
@@ -139,6 +140,16 @@ def totals(
     return cost_sum, correct
 
 
+def layer_speeds(
+    model: Model, weights: Sequence[Array], biases: Sequence[Array], x: Array, y: Array, xp: Any
+) -> Array:
+    """Each layer's speed of learning (chapter 5): ‖∂C/∂b^l‖, the Euclidean norm of BP3's gradient
+    of the mean cost over the rows of `x` and `y`, hidden layers first and the output layer last,
+    as a 1-d device array of L floats."""
+    nabla_b, _ = bp.backprop(weights, biases, model.sigmas, model.cost, x, y, xp)
+    return xp.stack([xp.sqrt(xp.sum(g * g)) for g in nabla_b])
+
+
 def confusion(
     model: Model,
     weights: Sequence[Array],
@@ -172,8 +183,9 @@ class Metrics:
     `names` says what each entry is: first "finite" (1.0 when every parameter is finite), then
     "correct" with test data, then the `monitor` names asked for, in `MONITORS` order (accuracies as
     counts of rows: the host divides them by the rows, so that they round once). Called with
-    the parameters and `data = (training, evaluation, test)`, where training and evaluation are
-    `(x, targets or None, labels or None)` (None when absent) and test is `(x, labels)` or None.
+    the parameters and `data = (training, evaluation, test, speeds)`, where training and evaluation
+    are `(x, targets or None, labels or None)` (None when absent), test is `(x, labels)` or None,
+    and speeds `(x, targets)`, the rows layer speeds are measured on (or None).
     Costs include the penalty of `update` (λ over each data set's own rows), as `total_cost` does.
     """
 
@@ -186,14 +198,21 @@ class Metrics:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return ("finite", *("correct",) * self.test, *(m for m in MONITORS if m in self.monitor))
+        """One per entry; "layer_speeds" stands for L entries, "layer_speeds.0" ... (hidden first)."""
+        names = ["finite", *("correct",) * self.test]
+        for m in MONITORS:
+            if m in self.monitor:
+                speeds = m == "layer_speeds"
+                names += [f"{m}.{l}" for l in range(len(self.model.sigmas))] if speeds else [m]
+        return tuple(names)
 
-    def __call__(
-        self, weights: Sequence[Array], biases: Sequence[Array], data: tuple[Any, Any, Any]
-    ) -> Array:
+    def __call__(self, weights: Sequence[Array], biases: Sequence[Array], data: tuple[Any, ...]) -> Array:
         xp, u = self.xp, self.update
         found = {"finite": all_finite([*weights, *biases], xp)}
-        training, evaluation, test = data
+        training, evaluation, test, speeds = data
+        if "layer_speeds" in self.monitor:
+            measured = layer_speeds(self.model, weights, biases, speeds[0], speeds[1], xp)
+            found |= {f"layer_speeds.{l}": measured[l] for l in range(measured.shape[0])}
         if self.test:
             found["correct"] = totals(
                 self.model, weights, biases, test[0], None, test[1], xp, self.chunk_rows

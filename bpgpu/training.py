@@ -43,7 +43,8 @@ class EpochRecord:
 
     `correct`/`total` count the test rows classified correctly (`test_data`); the `training_*` and
     `evaluation_*` fields are the mean cost (with the penalty, when `lmbda` > 0) and the accuracy (a
-    fraction) named in `monitor`.
+    fraction) named in `monitor`; `layer_speeds` (monitor "layer_speeds") is each layer's
+    ‖∂C/∂b^l‖, hidden layers first, as `Network.layer_speeds` gives it.
     """
 
     epoch: int
@@ -55,6 +56,7 @@ class EpochRecord:
     evaluation_cost: float | None = None
     evaluation_accuracy: float | None = None
     eta: float | None = None  # the learning rate this epoch used
+    layer_speeds: tuple[float, ...] | None = None  # ‖∂C/∂b^l‖ per layer, hidden first (monitored)
 
     @property
     def accuracy(self) -> float | None:
@@ -66,7 +68,10 @@ class EpochRecord:
         for name in MONITORS:
             value = getattr(self, name)
             if value is not None:
-                shown = f"{value:.2%}" if name.endswith("accuracy") else f"{value:.6g}"
+                if name == "layer_speeds":
+                    shown = ", ".join(f"{speed:.3g}" for speed in value)
+                else:
+                    shown = f"{value:.2%}" if name.endswith("accuracy") else f"{value:.6g}"
                 parts.append(f"{name.replace('_', ' ')} {shown}")
         head = f"Epoch {self.epoch}: " + ", ".join(parts) if parts else f"Epoch {self.epoch} complete"
         return f"{head} ({self.seconds:.2f} s)"
@@ -300,18 +305,25 @@ class _Measure:
         self.backend, self.metrics = backend, metrics
         self.compiled = backend.compile(metrics)
 
-    def data(self, plan: Plan, x: Array, y: Array, model: Model) -> tuple[Any, Any, Any]:
-        """`Metrics`' data argument: (training, evaluation, test), each only as far as it is needed."""
+    def data(self, plan: Plan, x: Array, y: Array, model: Model) -> tuple[Any, ...]:
+        """`Metrics`' data argument: (training, evaluation, test, speeds), each only as far as it is
+        needed. Layer speeds are measured over the evaluation data when there is some, else over the
+        first `steps.SPEED_ROWS` training rows."""
         monitor, xp = self.metrics.monitor, self.backend.xp
         training = (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)
-        evaluation = None
+        evaluation = speeds = None
         if plan.evaluation is not None:
             ex, labels = plan.evaluation
             ey = None
-            if "evaluation_cost" in monitor:
+            if "evaluation_cost" in monitor or "layer_speeds" in monitor:
                 ey = bp.one_hot(labels, y.shape[1], y.dtype, xp)
             evaluation = (ex, ey, labels)
-        return training, evaluation, plan.test
+        if "layer_speeds" in monitor:
+            rows = min(steps.SPEED_ROWS, x.shape[0])
+            speeds = (
+                (evaluation[0], evaluation[1]) if evaluation is not None else (x[:rows, ...], y[:rows, ...])
+            )
+        return training, evaluation, plan.test, speeds
 
     def __call__(self, params: Params, data: tuple[Any, Any, Any]) -> tuple[dict[str, Any], bool]:
         """Keyword arguments for `EpochRecord`, and whether the epoch stayed finite: every parameter,
@@ -320,6 +332,9 @@ class _Measure:
         values = dict(zip(self.metrics.names, self.backend.to_numpy(stacked).tolist(), strict=True))
         self.backend.synchronize()
         finite = values.pop("finite") == 1.0 and all(math.isfinite(v) for v in values.values())
+        speeds = [values.pop(name) for name in self.metrics.names if name.startswith("layer_speeds.")]
+        if speeds:
+            values["layer_speeds"] = tuple(speeds)
         for prefix, part in zip(("training", "evaluation"), data[:2], strict=True):
             if f"{prefix}_accuracy" in values:  # counted on the device, divided here: exactly rounded
                 values[f"{prefix}_accuracy"] /= part[0].shape[0]

@@ -75,6 +75,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--seed", type=scripts.seed, default=1, help="seeds the parameters and the shuffles")
     train.add_argument(
+        "--layer-speeds",
+        action="store_true",
+        help="print each layer's speed of learning ‖∂C/∂b‖ with every epoch (over the validation split "
+        "with --early-stopping or --eta-schedule, else 1000 training rows); --plot draws them",
+    )
+    train.add_argument(
         "--save", type=scripts.file_name, metavar="MODEL", help="write the model here (default: not saved)"
     )
     train.add_argument(
@@ -147,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         parts.append(f"training cost {record.training_cost:.4f}")
         if record.eta != args.eta:
             parts.append(f"eta {record.eta:g}")
+        if record.layer_speeds is not None:
+            parts.append("layer speeds " + " ".join(f"{speed:.3g}" for speed in record.layer_speeds))
         say(f"Epoch {record.epoch}: {', '.join(parts)}, {record.seconds:.2f} s", flush=True)
 
     try:
@@ -160,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             regularization=args.regularization,
             momentum=args.momentum,
             evaluation_data=(data.validation.X, data.validation.y) if watching else None,
-            monitor=("training_cost",),
+            monitor=("training_cost", "layer_speeds") if args.layer_speeds else ("training_cost",),
             early_stopping=args.early_stopping,
             eta_schedule=args.eta_schedule,
             patience=args.patience if args.eta_schedule else None,
