@@ -211,3 +211,26 @@ def test_an_example_asked_for_a_missing_backend_says_why_in_one_line():
     assert result.stderr.count("\n") == 1, result.stderr
     debug = run_example("digits.py", "--epochs", "1", "--backend", missing[0], "--debug")
     assert "Traceback" in debug.stderr
+
+
+def test_the_demon_example_shows_the_change_in_cost_is_delta_dz_in_every_layer():
+    result = run_example("the_demon.py", "--backend", "numpy", "--neurons", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.endswith(":") and "layer" in line] == [
+        "hidden layer 1 (layer 2 in the book's numbering):",
+        "hidden layer 2 (layer 3 in the book's numbering):",
+        "the output layer (layer 4 in the book's numbering):",
+    ]
+    gaps = [float(line.rsplit("off by ", 1)[1].rstrip("%)")) for line in lines if "off by" in line]
+    assert len(gaps) == 6 and max(gaps) < 1.0  # percent: Δz = 1e-3 leaves only the Δz² term
+    assert lines[-1].startswith("ΔC ≈ δ Δz holds to within ")
+
+
+def test_the_vanishing_gradient_example_prints_every_depth_and_setting():
+    result = run_example("vanishing_gradient.py", "--epochs", "1", "--rows", "60", "--data", "digits")
+    assert result.returncode == 0, result.stderr
+    starts = [line for line in result.stdout.splitlines() if "at the start" in line]
+    assert len(starts) == 9
+    sigmoid_4 = [float(v) for v in starts[5].split("at the start")[1].split()]  # chapter 3, 4 hidden
+    assert len(sigmoid_4) == 5 and sigmoid_4[0] < sigmoid_4[1] < sigmoid_4[2] < sigmoid_4[3]
