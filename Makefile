@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test lint format clean bench-dist bench
+.PHONY: train test lint format clean bench-dist bench notebook
 
 train: $(VENV)/.installed-base
 	$(VENV)/bin/bpgpu train
@@ -21,6 +21,14 @@ bench: $(VENV)/.installed-bench
 $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
 	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $@
+
+# Jupyter on examples/chapter2.ipynb, the four equations of chapter 2 run step by step.
+notebook: $(VENV)/.installed-notebook
+	$(VENV)/bin/jupyter notebook examples/chapter2.ipynb
+
+$(VENV)/.installed-notebook: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[notebook]"
 	touch $@
 
 lint: $(VENV)/.installed-dev
