@@ -30,9 +30,19 @@ class DataSets(_Parts):
     def __new__(
         cls, train: Split, validation: Split, test: Split, classes: Iterable[str] = DIGITS
     ) -> DataSets:
+        if isinstance(classes, str) or not all(isinstance(name, str) for name in classes):
+            raise TypeError(f"classes must be a sequence of names (str); got {classes!r:.60}")
         self = super().__new__(cls, train, validation, test)
-        self._classes = tuple(str(name) for name in classes)
+        self._classes = tuple(classes)
         return self
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Split], classes: Iterable[str] = DIGITS) -> DataSets:
+        return cls(*iterable, classes=classes)
+
+    def _replace(self, **changes: Any) -> DataSets:
+        classes = changes.pop("classes", self.classes)
+        return DataSets(*super()._replace(**changes), classes=classes)
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -132,7 +132,10 @@ def read(
         raise FileNotFoundError(f"{name}: no such model file") from None
     with file:
         start = head(file, 9)
-        if not start.startswith(b"PK") and (st.looks_like_safetensors(start) or st.is_safetensors_name(name)):
+        # A zip starts "PK\x03\x04" (or "PK\x05\x06" when empty), and its 9th byte is never "{", but a
+        # safetensors header of 0x4B50 + k·65536 bytes also starts "PK": look at byte 8 first.
+        is_zip = start[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+        if st.looks_like_safetensors(start) or (not is_zip and st.is_safetensors_name(name)):
             return _read_safetensors(name, st.read_all(name, file), configure, foreign)
     return _read_npz(name, configure)
 
@@ -326,11 +329,11 @@ def _constant(text: str) -> float:
 
 def _too_deep(value: Any) -> bool:
     """Whether `value` nests lists and dicts more than METADATA_DEPTH deep (walked without recursion)."""
-    stack = [(value, 1)]
+    stack = [(value, 1)] if isinstance(value, (list, dict)) else []  # containers only: scalars cost nothing
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (list, dict)):
-            if depth > METADATA_DEPTH:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        if depth > METADATA_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
     return False

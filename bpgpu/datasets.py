@@ -98,6 +98,10 @@ def load_fashion_mnist(path: str | os.PathLike[str] | None = None) -> DataSets:
     """
     places = fashion_mnist_directories(path)
     for directory in places:
+        if os.path.lexists(directory) and not directory.is_dir():  # say so, rather than look further
+            raise FileNotFoundError(
+                f"{directory} is not a directory (expected Fashion-MNIST's IDX files): {FASHION_HINT}"
+            )
         if directory.is_dir():
             return read_idx_directory(directory, MAX_IDX_BYTES).with_classes(FASHION_CLASSES)
     looked = " or ".join(str(place) for place in places)

@@ -343,9 +343,9 @@ class Network:
         rows; accuracy against argmax of Y) and "evaluation_cost", "evaluation_accuracy" (over
         `evaluation_data = (X, labels)`); the costs include the penalty, as `total_cost` does. All
         of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
-        `callback` receives each, and `progress(rows_done, rows)` is called ten or eleven times an
-        epoch (after every mini-batch when an epoch has fewer than 20), each time after a whole
-        number of mini-batches, the last time with `rows_done == rows` (plain ints).
+        `callback` receives each, and `progress(rows_done, rows)` is called 10 to 20 times an epoch
+        (after every mini-batch when an epoch has fewer than 20), each time after a whole number
+        of mini-batches, the last time with `rows_done == rows` (plain ints).
 
         Stopping (needs `evaluation_data`; judged by evaluation accuracy): `early_stopping=n` stops
         after n epochs without a better accuracy and leaves the network with the parameters of its
@@ -523,6 +523,13 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None, **s
     if unknown:
         raise TypeError(f"load() got unexpected settings {unknown}; it takes {list(FOREIGN_SETTINGS)}")
     target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
+    for key, names in (("activation", ACTIVATIONS), ("output_activation", ACTIVATIONS), ("cost", COSTS)):
+        if settings.get(key) is not None:  # so are bad settings: refused before the file is read
+            check.choice(settings[key], key, tuple(names))
+    if "init" in settings:
+        check.choice(settings["init"], "init", INITS)
+    if settings.get("seed") is not None:
+        check.seed(settings["seed"])
     foreign = {
         "activation": "sigmoid",
         "output_activation": None,

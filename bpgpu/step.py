@@ -162,7 +162,8 @@ def confusion(
     """The confusion matrix of the rows of `x` against `labels` (n,), a (k, k) float64 device array
     whose [i, j] counts the rows labelled i that the network classifies as j (argmax of its output;
     k = the output layer's width). One-hot labels times one-hot predictions, summed over chunks of
-    `chunk_rows` rows: exact for any count below 2⁵³."""
+    `chunk_rows` rows: exact for any count below 2⁵³ (in float64: on JAX inside `activate()`, as
+    `Network.confusion_matrix` runs it)."""
     chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
     k = biases[-1].shape[0]
     matrix = None

@@ -63,3 +63,20 @@ def test_evaluate_checks_the_picture_before_any_work(tmp_path, capsys):
     bpgpu.Network([64, 30, 10], seed=1).save(trained)
     assert main(["evaluate", str(trained), "--plot", str(tmp_path / "c.nope")]) != 0
     assert "format 'nope'" in capsys.readouterr().err
+
+
+def test_evaluate_never_draws_over_the_model_it_reads(tmp_path, capsys):
+    model = tmp_path / "mymodel"  # no suffix: the picture would be a PNG of that name
+    bpgpu.Network([64, 30, 10], seed=1).save(model)
+    before = model.read_bytes()
+    assert main(["evaluate", str(model), "--plot", str(model)]) == 1
+    assert "would overwrite the model" in capsys.readouterr().err
+    assert model.read_bytes() == before
+
+
+def test_evaluate_scores_a_model_with_more_outputs_than_classes(tmp_path, capsys):
+    model = tmp_path / "m12.npz"
+    bpgpu.Network([64, 30, 12], seed=1).save(model)
+    assert main(["evaluate", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "  11 11 " in out and "(0 / 0)" in out  # the extra outputs get rows of their own

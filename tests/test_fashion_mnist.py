@@ -102,3 +102,18 @@ def test_the_cli_without_the_data_ends_in_one_line(tmp_path, monkeypatch, capsys
     assert main(["train", "--data", "fashion-mnist"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "apt-get install dataset-fashion-mnist" in err
+
+
+def test_class_names_survive_replace_and_are_checked():
+    digits = datasets.load_digits().with_classes(FASHION_CLASSES)
+    assert digits._replace(test=digits.train).classes == FASHION_CLASSES
+    assert [len(split.y) for split in digits] == [1199, 299, 299]  # still three splits
+    with pytest.raises(TypeError, match="classes must be a sequence of names"):
+        digits.with_classes("abc")
+
+
+def test_a_bpgpu_data_that_is_not_a_folder_is_said_so(tmp_path, monkeypatch):
+    (tmp_path / "fashion-mnist").write_text("not a folder")
+    monkeypatch.setenv("BPGPU_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="fashion-mnist is not a directory"):
+        load_fashion_mnist()

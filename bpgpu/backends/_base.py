@@ -144,8 +144,8 @@ class Backend:
     def steps_per_call(self, steps: int) -> int:
         """How many of an epoch's `steps` whole mini-batches one `run_steps` call should take; the
         training loop reports progress (and acts on Ctrl-C) between calls. The default is a tenth
-        of them: ten or eleven calls an epoch (one per step below 20 steps), and little Python
-        between steps."""
+        of them: 10 to 20 calls an epoch (one per step when there are fewer than 20, and one
+        more for a short last batch), and little Python between steps."""
         return max(1, steps // 10)
 
     def keep(self, arrays: Sequence[Any]) -> list[Any]:

@@ -13,7 +13,7 @@ from .. import __version__
 from ..backends import BACKEND_NAMES, available_backends, get_backend
 from ..network import load
 from . import scripts
-from .train import DATA_HELP, load_data
+from .train import DATA_HELP, load_data, writable_output
 
 
 def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
@@ -34,13 +34,9 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None:  # before any work: a typo should not cost the evaluation
-        from ..io.files import check_writable
         from ..plots import check_plot_path
 
-        try:
-            check_writable(args.plot, "picture")
-        except ValueError as exc:
-            raise ValueError(f"--plot {exc}") from None
+        writable_output("plot", args.plot, "picture", args.data, args.model, role="data")
         check_plot_path(args.plot)
     net = load(args.model, backend=args.backend)
     data, source = load_data(args.data)
@@ -48,10 +44,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if X.shape[1] != net.sizes[0]:
         raise ValueError(f"model {args.model} takes {net.sizes[0]} input features; {source} has {X.shape[1]}")
     classes = data.classes
-    if len(classes) != net.sizes[-1]:
+    if net.sizes[-1] < len(classes):
         raise ValueError(
             f"model {args.model} has {net.sizes[-1]} output neurons; {source} has {len(classes)} classes"
         )
+    classes = (*classes, *(str(k) for k in range(len(classes), net.sizes[-1])))  # outputs beyond them
     matrix = net.confusion_matrix(X, y)
     correct = int(matrix.trace())
     print(
@@ -63,7 +60,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from ..plots import plot_confusion
 
-        title = f"{args.model}: {args.split} split of {source.split(' ')[0]}, {correct / len(y):.1%}"
+        title = f"{args.model}: {args.split} split of {args.data}, {correct / len(y):.1%}"
         plot_confusion(matrix, classes, args.plot, title=title)
         print(f"drew the confusion matrix into {args.plot}")
     return 0

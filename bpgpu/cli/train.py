@@ -246,22 +246,39 @@ def _best_epoch(history: list[EpochRecord]) -> int:
     return max(history, key=lambda r: (r.evaluation_accuracy, -r.epoch)).epoch
 
 
+def writable_output(
+    option: str, path: str, what: str, data: str, model: str | None = None, role: str = "training data"
+) -> str:
+    """The real path of output `path` (of `--option`), after checking that it can be written and is
+    neither the data (`--data`'s file, or an IDX file of its directory) nor the `model` read."""
+    try:
+        real = check_writable(path, what)
+    except ValueError as exc:
+        raise ValueError(f"--{option} {exc}") from None
+    if data == "fashion-mnist":
+        found = next((d for d in datasets.fashion_mnist_directories() if d.is_dir()), None)
+        data_real = None if found is None else os.path.realpath(found)
+    else:
+        data_real = None if data == "digits" else os.path.realpath(data)
+    inside = (
+        data_real is not None and os.path.dirname(real) == data_real and "-ubyte" in os.path.basename(real)
+    )
+    if data_real is not None and (real == data_real or inside):
+        raise ValueError(f"--{option} {path}: would overwrite the {role} {data}")
+    if model is not None and real == os.path.realpath(model):
+        raise ValueError(f"--{option} {path}: would overwrite the model {model}")
+    return real
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     """--save and --plot must be files that can be written (never a device, a FIFO or a directory),
     that are neither a data file nor each other."""
-    data = None if args.data in ("digits", "fashion-mnist") else os.path.realpath(args.data)
     targets = {}
     for option in ("save", "plot"):
         path = getattr(args, option)
         if path is None:
             continue
-        try:
-            targets[option] = real = check_writable(path, "model" if option == "save" else "picture")
-        except ValueError as exc:
-            raise ValueError(f"--{option} {exc}") from None
-        inside = data is not None and os.path.dirname(real) == data and "-ubyte" in os.path.basename(real)
-        if data is not None and (real == data or inside):
-            raise ValueError(f"--{option} {path}: would overwrite the training data {args.data}")
+        targets[option] = writable_output(option, path, "model" if option == "save" else "picture", args.data)
     if len(targets) == 2 and targets["save"] == targets["plot"]:
         raise ValueError(f"--save and --plot name the same file {args.save}")
     if args.plot:

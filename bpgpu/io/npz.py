@@ -162,6 +162,8 @@ def parse_header(text: str) -> Header:
 
 def shown(value: object, limit: int = 80) -> str:
     """`value`'s repr for a message, cut to `limit` characters."""
+    if isinstance(value, (list, tuple)) and len(value) > limit:  # never the repr of a forged giant
+        value = [*value[:limit], ...]
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -18,7 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
-HEADER_LIMIT = 16 << 20  # bytes of header JSON; a bpgpu model's is a few kB
+HEADER_LIMIT = 1 << 20  # bytes of header JSON, as the .npz metadata; a bpgpu model's is a few kB
+MAX_DIMENSIONS = 8  # of a tensor's shape; bpgpu's have 1 or 2
 DTYPES = {"F32": np.dtype("float32"), "F64": np.dtype("float64")}  # the dtypes bpgpu reads
 SUFFIX = ".safetensors"
 
@@ -79,9 +80,13 @@ def header(name: str, data: bytes, parse_int: Callable[[str], int], too_deep: Ca
             isinstance(entry, dict)
             and isinstance(entry.get("dtype"), str)
             and isinstance(entry.get("shape"), list)
+            and len(entry["shape"]) <= MAX_DIMENSIONS
             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in entry["shape"])
         ):
-            raise ValueError(f"{name}: safetensors entry {key[:40]!r} lacks a dtype string or a shape list")
+            raise ValueError(
+                f"{name}: safetensors entry {key[:40]!r} lacks a dtype string or a shape list "
+                f"(of at most {MAX_DIMENSIONS} sizes ≥ 0)"
+            )
     return parsed
 
 
