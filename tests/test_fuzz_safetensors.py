@@ -5,74 +5,26 @@ name, within bounded time and memory; nothing else."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import struct
-import tempfile
 
-import numpy as np
-from fuzzing import MiB, bounded, edited, fuzz_settings
+from fuzz_models import BASES, attempt, base, edits
+from fuzzing import edited, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-import bpgpu
-
 BYTE_EXAMPLES = 300
 HEADER_EXAMPLES = 300
-BASES = (
-    {"sizes": [3, 4, 2], "dtype": "float32", "seed": 1},
-    {"sizes": [2, 3], "dtype": "float64", "seed": 2, "activation": "tanh", "init": "scaled"},
-)
-
-
-@functools.cache
-def base(index: int) -> tuple[bpgpu.Network, bytes]:
-    net = bpgpu.Network(backend="numpy", **BASES[index])
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "model.safetensors")
-        net.save(path)
-        with open(path, "rb") as file:
-            return net, file.read()
-
-
-def attempt(data: bytes) -> bpgpu.Network | None:
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "model.safetensors")
-        with open(path, "wb") as file:
-            file.write(data)
-        error = None
-        with bounded(seconds=10, memory=64 * MiB):
-            try:
-                net = bpgpu.load(path, backend="numpy")
-            except ValueError as exc:
-                error = exc
-    if error is not None:
-        assert str(error).startswith(f"{path}: "), f"the message does not start with the file: {error}"
-        return None
-    for l, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        assert w.shape == (net.sizes[l + 1], net.sizes[l]) and b.shape == (net.sizes[l + 1],)
-        assert w.dtype == b.dtype == np.dtype(net.dtype)
-        assert np.all(np.isfinite(w)) and np.all(np.isfinite(b))
-    return net
-
-
-edits = st.one_of(
-    st.tuples(st.just("flip"), st.integers(0, 1 << 16), st.integers(1, 255)),
-    st.tuples(st.just("cut"), st.integers(0, 1 << 16)),
-    st.tuples(st.just("insert"), st.integers(0, 1 << 16), st.binary(min_size=1, max_size=9)),
-    st.tuples(st.just("delete"), st.integers(0, 1 << 16), st.integers(1, 40)),
-    st.tuples(st.just("overwrite"), st.integers(0, 1 << 16), st.binary(min_size=1, max_size=9)),
-)
+NAME = "model.safetensors"
 
 
 @fuzz_settings(BYTE_EXAMPLES)
 @given(index=st.sampled_from(range(len(BASES))), changes=st.lists(edits, min_size=1, max_size=3))
 def test_edited_bytes_load_soundly_or_are_refused(index, changes):
-    _, data = base(index)
+    _, data = base(index, NAME)
     for change in changes:
         data = edited(data, change)
-    attempt(data)  # a flip inside a float can leave a valid file with other values: sound is enough
+    attempt(data, NAME)  # a flip inside a float can leave a valid file with other values: sound is enough
 
 
 def split(data: bytes) -> tuple[dict, bytes]:
@@ -101,7 +53,7 @@ values = st.one_of(
     drop_meta=st.booleans(),
 )
 def test_forged_headers_are_refused_or_load_soundly(index, forgeries, drop_meta):
-    net, data = base(index)
+    net, data = base(index, NAME)
     header, body = split(data)
     names = sorted(key for key in header if key != "__metadata__")
     for which, field, value in forgeries:
@@ -110,6 +62,6 @@ def test_forged_headers_are_refused_or_load_soundly(index, forgeries, drop_meta)
     if drop_meta:
         header.pop("__metadata__")
     text = json.dumps(header).encode()
-    loaded = attempt(struct.pack("<Q", len(text)) + text + body)
+    loaded = attempt(struct.pack("<Q", len(text)) + text + body, NAME)
     if loaded is not None and not drop_meta:
         assert loaded.sizes == net.sizes
