@@ -25,7 +25,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 
 # Jupyter on examples/chapter2.ipynb, the four equations of chapter 2 run step by step.
 notebook: $(VENV)/.installed-notebook
-	$(VENV)/bin/jupyter notebook examples/chapter2.ipynb
+	$(VENV)/bin/jupyter notebook $(if $(filter 0,$(shell id -u)),--allow-root) examples/chapter2.ipynb
 
 $(VENV)/.installed-notebook: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[notebook]"

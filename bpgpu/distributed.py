@@ -25,7 +25,8 @@ rank then holds only rows `rank::size` (cut to the same count on every rank) and
 own mini-batch, so `mini_batch_size` is *per rank* and a step averages size × mini_batch_size rows.
 Memory per rank falls by `size`, but the batches differ from single-process training, so the result
 is not equal to it (it is to a single-process run over the same row groups; tested). Metrics over the
-training data ("training_cost") are then the rank's own shard's.
+training data ("training_cost", and "layer_speeds" without evaluation data) are then the rank's own
+shard's.
 
 GPUs: one rank per GPU. Choose the device before building the network, by local rank: either
 `cupy.cuda.Device(local_rank(comm)).use()`, or set `CUDA_VISIBLE_DEVICES` per process, e.g.

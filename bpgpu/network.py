@@ -341,8 +341,10 @@ class Network:
         Reporting: with `test_data = (X, labels)` each epoch counts the test rows classified
         correctly. `monitor` names any of "training_cost", "training_accuracy" (over the training
         rows; accuracy against argmax of Y) and "evaluation_cost", "evaluation_accuracy" (over
-        `evaluation_data = (X, labels)`); the costs include the penalty, as `total_cost` does. All
-        of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
+        `evaluation_data = (X, labels)`); the costs include the penalty, as `total_cost` does; and
+        "layer_speeds" (each layer's ‖∂C/∂b^l‖, as `layer_speeds` gives it, over `evaluation_data`
+        when given, else over the first 1000 training rows: with sharded MPI data, each rank's own).
+        All of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
         `callback` receives each, and `progress(rows_done, rows)` is called 10 to 20 times an epoch
         (after every mini-batch when an epoch has fewer than 20), each time after a whole number
         of mini-batches, the last time with `rows_done == rows` (plain ints).

@@ -64,6 +64,7 @@ def plot_history(
             ("layer_speeds", "speed of learning ‖∂C/∂b‖"),
         )
         if all(getattr(r, field) is not None for r in records)
+        and (field != "layer_speeds" or len({len(r.layer_speeds) for r in records}) == 1)
     ]
     if not panels:
         raise ValueError("history has no test accuracy, training cost or layer speeds to plot")

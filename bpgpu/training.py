@@ -69,7 +69,7 @@ class EpochRecord:
             value = getattr(self, name)
             if value is not None:
                 if name == "layer_speeds":
-                    shown = ", ".join(f"{speed:.3g}" for speed in value)
+                    shown = " ".join(f"{speed:.3g}" for speed in value)
                 else:
                     shown = f"{value:.2%}" if name.endswith("accuracy") else f"{value:.6g}"
                 parts.append(f"{name.replace('_', ' ')} {shown}")

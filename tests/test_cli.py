@@ -216,6 +216,9 @@ def test_check_passes_on_this_installation(capsys):
     available = bpgpu.available_backends()
     for name in available:
         assert f"PASS  {name} " in out
+        assert any(
+            line.startswith(f"PASS  {name} ") and "the demon: ΔC = δ Δz" in line for line in out.splitlines()
+        )
     assert "FAIL" not in out and out.strip().splitlines()[-1].startswith("all ")
     if len(available) > 1:
         assert "2 epochs of SGD = numpy's (float64)" in out

@@ -113,3 +113,9 @@ def test_the_cli_prints_layer_speeds_with_every_epoch(capsys):
     for line in lines:
         speeds = line.split("layer speeds ")[1].split(",")[0].split()
         assert len(speeds) == 3 and all(float(s) > 0 for s in speeds)
+
+
+def test_a_huge_demon_in_float32_changes_only_its_neuron():
+    X, labels = data(n=3)
+    net = bpgpu.Network(SIZES, seed=1)  # float32: 1e39 is infinite there
+    assert np.isfinite(net.cost(X, labels, demon=(0, 0, 1e39)))
