@@ -29,6 +29,8 @@ __all__ = [
     "FASHION_CLASSES",
     "DataSets",
     "Split",
+    "fashion_mnist_directories",
+    "fashion_mnist_directory",
     "load_digits",
     "load_fashion_mnist",
     "load_mnist",
@@ -81,6 +83,12 @@ def fashion_mnist_directories(path: str | os.PathLike[str] | None = None) -> lis
     if os.environ.get(DATA_VARIABLE):
         found.insert(0, pathlib.Path(os.environ[DATA_VARIABLE]) / "fashion-mnist")
     return found
+
+
+def fashion_mnist_directory() -> pathlib.Path | None:
+    """The folder `load_fashion_mnist()` reads: the first of `fashion_mnist_directories()` that is a
+    directory, or None when Fashion-MNIST is not installed."""
+    return next((place for place in fashion_mnist_directories() if place.is_dir()), None)
 
 
 def load_fashion_mnist(path: str | os.PathLike[str] | None = None) -> DataSets:

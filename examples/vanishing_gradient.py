@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bpgpu
 from bpgpu.cli import scripts
-from bpgpu.datasets import fashion_mnist_directories, load_digits, load_fashion_mnist
+from bpgpu.datasets import fashion_mnist_directory, load_digits, load_fashion_mnist
 
 SETTINGS = {
     "sigmoid, chapter 1 (N(0,1), quadratic)": {"init": "normal", "cost": "quadratic"},
@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds the networks")
     args = parser.parse_args(argv)
-    fashion = args.data == "fashion-mnist" or (
-        args.data == "auto" and any(place.is_dir() for place in fashion_mnist_directories())
-    )
+    fashion = args.data == "fashion-mnist" or (args.data == "auto" and fashion_mnist_directory() is not None)
     data = load_fashion_mnist() if fashion else load_digits()
     X, y = data.train.X[: args.rows], data.train.y[: args.rows]
     features = X.shape[1]

@@ -256,7 +256,7 @@ def writable_output(
     except ValueError as exc:
         raise ValueError(f"--{option} {exc}") from None
     if data == "fashion-mnist":
-        found = next((d for d in datasets.fashion_mnist_directories() if d.is_dir()), None)
+        found = datasets.fashion_mnist_directory()
         data_real = None if found is None else os.path.realpath(found)
     else:
         data_real = None if data == "digits" else os.path.realpath(data)
@@ -321,7 +321,7 @@ def load_data(spec: str) -> tuple[Any, str]:
     if spec == "digits":
         return datasets.load_digits(), "digits (embedded UCI digits)"
     if spec == "fashion-mnist":
-        found = next((d for d in datasets.fashion_mnist_directories() if d.is_dir()), None)
+        found = datasets.fashion_mnist_directory()
         return datasets.load_fashion_mnist(), f"fashion-mnist (Zalando's Fashion-MNIST in {found})"
     if not os.path.exists(spec):
         raise ValueError(f"--data {spec}: no such file or directory (expected {DATA_HELP})")
