@@ -189,7 +189,7 @@ def train(
         update = update._replace(n=parallel.total_rows(n))
     step = Step(model, update, xp)
     measure = _Measure(backend, Metrics(model, update, monitor, plan.test is not None, xp, steps.CHUNK_ROWS))
-    data = measure.data(plan, x, y, model)
+    data = measure.data(plan, x, y)
     one_step = backend.compile(step, donate=True)
     full, last = divmod(n, batch)  # whole mini-batches, and the rows of a short last one
     per_call = backend.steps_per_call(full)
@@ -305,7 +305,7 @@ class _Measure:
         self.backend, self.metrics = backend, metrics
         self.compiled = backend.compile(metrics)
 
-    def data(self, plan: Plan, x: Array, y: Array, model: Model) -> tuple[Any, ...]:
+    def data(self, plan: Plan, x: Array, y: Array) -> tuple[Any, ...]:
         """`Metrics`' data argument: (training, evaluation, test, speeds), each only as far as it is
         needed. Layer speeds are measured over the evaluation data when there is some, else over the
         first `steps.SPEED_ROWS` training rows."""
