@@ -12,6 +12,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import array_api_compat
+
 from .backends import Backend
 from .backends.host import host_memory_bytes
 from .backprop import one_hot
@@ -169,24 +171,32 @@ def pair(data: Any, name: str, parts: str) -> tuple[Any, Any]:
     return data[0], data[1]
 
 
-def _array(backend: Backend, data: Any, name: str) -> Any:
+def _array(backend: Backend, data: Any, name: str) -> tuple[Any, Any]:
+    """`(array, xp)`: `data` where it will be checked, and that place's namespace. Host data is
+    checked on the host, before it moves (once, by `_moved`); the backend's own arrays on its device."""
     try:
-        array = backend.asarray(data)
+        array = backend.prepare(data)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{name}: {exc}") from exc
-    if not backend.xp.isdtype(array.dtype, ("bool", "integral", "real floating")):
+    xp = array_api_compat.array_namespace(array)
+    if not xp.isdtype(array.dtype, ("bool", "integral", "real floating")):
         raise TypeError(f"{name}: expected real numbers, got dtype {_dtype_str(array.dtype)}")
-    return array
+    return array, xp
 
 
-def _finite_as(backend: Backend, array: Any, dtype: str, name: str) -> Any:
+def _moved(backend: Backend, array: Any) -> Any:
+    """A checked array on the backend's device (a no-op for the backend's own arrays)."""
+    return backend.asarray(array)
+
+
+def _finite_as(xp: Any, array: Any, dtype: str, name: str) -> Any:
     """`array` cast to `dtype` after checking that every value is finite, before and after the cast.
 
     Values are compared in their own dtype (so nothing overflows or warns while checking); a wider
     source is also compared with the target's largest value, so nothing becomes infinite in the cast.
     Integers and booleans always fit.
     """
-    xp, target = backend.xp, backend.dtype(dtype)
+    target = getattr(xp, dtype)
     if xp.isdtype(array.dtype, "real floating"):
         ok = xp.isfinite(array)
         limit = float(xp.finfo(target).max)
@@ -199,7 +209,7 @@ def _finite_as(backend: Backend, array: Any, dtype: str, name: str) -> Any:
 
 def features(backend: Backend, data: Any, n_in: int, dtype: str, name: str = "X") -> Any:
     """`data` as a finite (n, n_in) array of `dtype` on the backend's device, n ≥ 1."""
-    x = _array(backend, data, name)
+    x, xp = _array(backend, data, name)
     if x.ndim != 2:
         raise ValueError(
             f"{name} must be 2-d, one example per row, shape (n, {n_in}); "
@@ -212,15 +222,18 @@ def features(backend: Backend, data: Any, n_in: int, dtype: str, name: str = "X"
             f"{name} has {x.shape[1]} features per row but the input layer has {n_in} (sizes[0]); "
             f"expected shape (n, {n_in}), got {tuple(x.shape)}"
         )
-    return _finite_as(backend, x, dtype, name)
+    return _moved(backend, _finite_as(xp, x, dtype, name))
 
 
 def labels(
     backend: Backend, data: Any, n_rows: int, n_classes: int, name: str = "labels", rows_of: str = "X"
 ) -> Any:
     """`data` as int64 class labels (n_rows,) in [0, n_classes) on the backend's device."""
-    xp = backend.xp
-    y = _array(backend, data, name)
+    return _moved(backend, _labels(*_array(backend, data, name), n_rows, n_classes, name, rows_of))
+
+
+def _labels(y: Any, xp: Any, n_rows: int, n_classes: int, name: str, rows_of: str) -> Any:
+    """`labels`, checked where `y` is (namespace `xp`), not moved."""
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-d class labels, shape ({n_rows},); got shape {tuple(y.shape)}")
     _rows_match(y, n_rows, name, rows_of)
@@ -255,10 +268,10 @@ def targets(
     `rule` is the cost's demand on real-valued targets: "unit_interval" (every value in [0, 1]) or
     "distribution" (rows of non-negative values summing to 1), or None.
     """
-    xp = backend.xp
-    y = _array(backend, data, name)
+    y, xp = _array(backend, data, name)
     if y.ndim == 1:
-        return one_hot(labels(backend, y, n_rows, n_out, name, rows_of), n_out, backend.dtype(dtype), xp)
+        classes = _labels(y, xp, n_rows, n_out, name, rows_of)
+        return _moved(backend, one_hot(classes, n_out, getattr(xp, dtype), xp))
     if y.ndim != 2:
         raise ValueError(
             f"{name} must be labels ({n_rows},) or targets ({n_rows}, {n_out}); got shape {tuple(y.shape)}"
@@ -269,7 +282,7 @@ def targets(
             f"{name} has {y.shape[1]} columns but the output layer has {n_out} (sizes[-1]); "
             f"expected shape ({n_rows}, {n_out}), got {tuple(y.shape)}"
         )
-    y = _finite_as(backend, y, dtype, name)
+    y = _finite_as(xp, y, dtype, name)
     if rule == "unit_interval" and not bool(xp.all((y >= 0) & (y <= 1))):
         raise ValueError(f"{name} must lie in [0, 1] for the cross-entropy cost; got values outside")
     if rule == "distribution":
@@ -280,7 +293,7 @@ def targets(
                 f"{name} rows must be probabilities (values ≥ 0 summing to 1 within {tolerance:g}) "
                 "for the log-likelihood cost; got rows that are not"
             )
-    return y
+    return _moved(backend, y)
 
 
 def _dtype_str(dtype: Any) -> str:

@@ -184,9 +184,11 @@ class Metrics:
     `names` says what each entry is: first "finite" (1.0 when every parameter is finite), then
     "correct" with test data, then the `monitor` names asked for, in `MONITORS` order (accuracies as
     counts of rows: the host divides them by the rows, so that they round once). Called with
-    the parameters and `data = (training, evaluation, test, speeds)`, where training and evaluation
-    are `(x, targets or None, labels or None)` (None when absent), test is `(x, labels)` or None,
-    and speeds `(x, targets)`, the rows layer speeds are measured on (or None).
+    the parameters and `data = (training, evaluation, test)`: training is `(x, targets)`,
+    evaluation and test are `(x, labels)` or None. What the numbers need besides (the training
+    rows' labels, the evaluation rows' targets, the rows layer speeds are measured on: the
+    evaluation rows when there are some, else the first `SPEED_ROWS` training rows) is worked out
+    inside the call, so that a compiling backend compiles it with the rest.
     Costs include the penalty of `update` (λ over each data set's own rows), as `total_cost` does.
     """
 
@@ -208,11 +210,18 @@ class Metrics:
         return tuple(names)
 
     def __call__(self, weights: Sequence[Array], biases: Sequence[Array], data: tuple[Any, ...]) -> Array:
-        xp, u = self.xp, self.update
+        xp, u, monitor = self.xp, self.update, self.monitor
         found = {"finite": all_finite([*weights, *biases], xp)}
-        training, evaluation, test, speeds = data
-        if "layer_speeds" in self.monitor:
-            measured = layer_speeds(self.model, weights, biases, speeds[0], speeds[1], xp)
+        (x, y), evaluation, test = data
+        training = (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)
+        if evaluation is not None:
+            needs_targets = "evaluation_cost" in monitor or "layer_speeds" in monitor
+            targets = bp.one_hot(evaluation[1], y.shape[1], y.dtype, xp) if needs_targets else None
+            evaluation = (evaluation[0], targets, evaluation[1])
+        if "layer_speeds" in monitor:
+            rows = min(SPEED_ROWS, x.shape[0])
+            on = evaluation[:2] if evaluation is not None else (x[:rows, ...], y[:rows, ...])
+            measured = layer_speeds(self.model, weights, biases, on[0], on[1], xp)
             found |= {f"layer_speeds.{l}": measured[l] for l in range(measured.shape[0])}
         if self.test:
             found["correct"] = totals(
@@ -220,17 +229,16 @@ class Metrics:
             )[1]
         for prefix, part in (("training", training), ("evaluation", evaluation)):
             cost_name, accuracy_name = f"{prefix}_cost", f"{prefix}_accuracy"
-            if cost_name not in self.monitor and accuracy_name not in self.monitor:
+            if cost_name not in monitor and accuracy_name not in monitor:
                 continue
-            x, y, labels = part
-            rows = x.shape[0]
+            rows = part[0].shape[0]
             cost_sum, correct = totals(
                 self.model,
                 weights,
                 biases,
-                x,
-                y if cost_name in self.monitor else None,
-                labels if accuracy_name in self.monitor else None,
+                part[0],
+                part[1] if cost_name in monitor else None,
+                part[2] if accuracy_name in monitor else None,
                 xp,
                 self.chunk_rows,
             )

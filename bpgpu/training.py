@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import backprop as bp
 from . import step as steps
 from .backends import Backend
 from .backends.host import HostRandom
@@ -182,24 +181,24 @@ def train(
     epoch's start when a diverging epoch or a cut-short compiled call leaves nothing better).
     `random` supplies the shuffles (and is put back to where an epoch began when it diverges).
     """
-    x, y, monitor, batch = plan.x, plan.y, plan.monitor, plan.mini_batch_size
+    x, y, batch = plan.x, plan.y, plan.mini_batch_size
     xp, n, history = backend.xp, x.shape[0], []
     update = plan.update
     if parallel is not None:  # sharded data: n is every rank's rows together
         update = update._replace(n=parallel.total_rows(n))
     step = Step(model, update, xp)
-    measure = _Measure(backend, Metrics(model, update, monitor, plan.test is not None, xp, steps.CHUNK_ROWS))
-    data = measure.data(plan, x, y)
-    one_step = backend.compile(step, donate=True)
+    metrics = Metrics(model, update, plan.monitor, plan.test is not None, xp, steps.CHUNK_ROWS)
+    measure = _Measure(backend, metrics)
+    data = ((x, y), plan.evaluation, plan.test)
     full, last = divmod(n, batch)  # whole mini-batches, and the rows of a short last one
     per_call = backend.steps_per_call(full)
     watching = plan.early_stopping is not None or plan.eta_schedule is not None
     tracker = Patience(plan.early_stopping, plan.eta_schedule, plan.patience, plan.eta) if watching else None
-    params = step.start(weights, biases)
+    params = (backend.compile(step.start) if update.momentum else step.start)(weights, biases)
     best = began = (params.weights, params.biases)
     stream = random.shuffle_state
-    # What the caller holds and how far it got, replaced after every call, so that a Ctrl-C anywhere
-    # can put back a whole step and say exactly which one.
+    # What the caller holds and how far it got, replaced after every call, so that a Ctrl-C or an
+    # error anywhere can put back a whole step and say exactly which one.
     state = (*began, 0, 0)  # weights, biases, epoch, rows of that epoch done
 
     def advance(new: Params, epoch: int, rows_done: int) -> Params:
@@ -216,9 +215,6 @@ def train(
             for epoch in range(plan.epochs):
                 began_at = time.perf_counter()
                 began, stream = (params.weights, params.biases), random.shuffle_state
-                # A compiling backend may consume its inputs (donated buffers): what the caller,
-                # `best` and `began` hold is kept, and the epoch runs on `keep`'s copies.
-                params = Params(backend.keep(began[0]), backend.keep(began[1]), params.velocities)
                 state = (*began, epoch, 0)
                 rate = plan.eta if tracker is None else tracker.eta
                 order = backend.asarray(random.permutation(n))
@@ -227,14 +223,11 @@ def train(
                     while done < full:
                         count = min(per_call, full - done)
                         first = done * batch  # the call's first row of `order`
-                        params = backend.run_steps(
-                            step, params, x, y, order, first, count, batch, rate, per_call
-                        )
+                        params = backend.run_steps(step, params, x, y, order, first, count, batch, rate)
                         done += count
                         params = advance(params, epoch, done * batch)
-                    if last:
-                        rows = order[full * batch :]  # the standard leaves out-of-range stops undefined
-                        params = one_step(params, xp.take(x, rows, axis=0), xp.take(y, rows, axis=0), rate)
+                    if last:  # the short last mini-batch: a call of its own
+                        params = backend.run_steps(step, params, x, y, order, full * batch, 1, last, rate)
                         params = advance(params, epoch, n)
                 else:
                     for k in range(0, n, batch):
@@ -263,17 +256,23 @@ def train(
                 interrupt.check()
     except KeyboardInterrupt:
         weights, biases, epoch, done = state
-        if not _usable([*weights, *biases], xp):  # consumed by a call that Ctrl-C cut short
-            weights, biases, done = *began, 0
-        commit(weights, biases)
         if not bool(all_finite([*weights, *biases], xp)):  # diverging when interrupted
             commit(*began)
             random.shuffle_state = stream
             raise TrainingInterrupted(epoch, 0, n, history, diverged=True) from None
+        commit(weights, biases)
         raise TrainingInterrupted(epoch, done, n, history) from None
     except Exception as error:
-        weights, biases, *_ = state
-        commit(*((weights, biases) if _usable([*weights, *biases], xp) else began))
+        weights, biases, epoch, done = state
+        if not isinstance(error, TrainingDivergedError) and not bool(all_finite([*weights, *biases], xp)):
+            weights, biases, done = *began, 0  # a step had diverged: back to the epoch's start
+            random.shuffle_state = stream
+        commit(weights, biases)
+        if not isinstance(error, TrainingDivergedError) and hasattr(error, "add_note"):
+            error.add_note(
+                f"bpgpu: training stopped in epoch {epoch}; the network holds its parameters after "
+                f"{done} of that epoch's {n} rows"
+            )
         # The other ranks would wait in the next all-reduce forever; but with the whole data on
         # every rank, all hold the same parameters and numbers and diverge in the same epoch.
         same_everywhere = (
@@ -293,7 +292,7 @@ def _parallel_step(
     xp = step.xp
     mine = order[k:end][slice(*parallel.share(end - k))]
     gradient = parallel.backend.compile(step.gradient)
-    apply = parallel.backend.compile(step.apply, donate=True)
+    apply = parallel.backend.compile(step.apply)
     nabla_b, nabla_w = gradient(params, xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), eta, end - k)
     return apply(params, parallel.sum_across_ranks(nabla_b, nabla_w), eta)
 
@@ -305,32 +304,11 @@ class _Measure:
         self.backend, self.metrics = backend, metrics
         self.compiled = backend.compile(metrics)
 
-    def data(self, plan: Plan, x: Array, y: Array) -> tuple[Any, ...]:
-        """`Metrics`' data argument: (training, evaluation, test, speeds), each only as far as it is
-        needed. Layer speeds are measured over the evaluation data when there is some, else over the
-        first `steps.SPEED_ROWS` training rows."""
-        monitor, xp = self.metrics.monitor, self.backend.xp
-        training = (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)
-        evaluation = speeds = None
-        if plan.evaluation is not None:
-            ex, labels = plan.evaluation
-            ey = None
-            if "evaluation_cost" in monitor or "layer_speeds" in monitor:
-                ey = bp.one_hot(labels, y.shape[1], y.dtype, xp)
-            evaluation = (ex, ey, labels)
-        if "layer_speeds" in monitor:
-            rows = min(steps.SPEED_ROWS, x.shape[0])
-            speeds = (
-                (evaluation[0], evaluation[1]) if evaluation is not None else (x[:rows, ...], y[:rows, ...])
-            )
-        return training, evaluation, plan.test, speeds
-
     def __call__(self, params: Params, data: tuple[Any, Any, Any]) -> tuple[dict[str, Any], bool]:
         """Keyword arguments for `EpochRecord`, and whether the epoch stayed finite: every parameter,
         and every cost it measured."""
         stacked = self.compiled(params.weights, params.biases, data)
         values = dict(zip(self.metrics.names, self.backend.to_numpy(stacked).tolist(), strict=True))
-        self.backend.synchronize()
         finite = values.pop("finite") == 1.0 and all(math.isfinite(v) for v in values.values())
         speeds = [values.pop(name) for name in self.metrics.names if name.startswith("layer_speeds.")]
         if speeds:
@@ -342,16 +320,6 @@ class _Measure:
         if test is not None:
             values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
         return values, finite
-
-
-def _usable(arrays: Sequence[Array], xp: Any) -> bool:
-    """Whether `arrays` can still be read: a compiled call that consumed (donated) them and was then
-    cut short by Ctrl-C leaves them deleted."""
-    try:
-        all_finite(arrays, xp)
-    except Exception:
-        return False
-    return True
 
 
 class _Interrupt:

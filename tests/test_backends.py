@@ -210,7 +210,7 @@ def test_working_cupy_is_listed_chosen_by_auto_and_announced(monkeypatch, caplog
     ref_history = ref.SGD((X, labels), 2, 4, 1.0, test_data=(X, labels))
     assert [r.correct for r in history] == [r.correct for r in ref_history]
     np.testing.assert_array_equal(net.backend.to_numpy(net.weights[0]), ref.backend.to_numpy(ref.weights[0]))
-    assert device.synchronized == 2  # once per epoch
+    assert device.synchronized == 0  # the metrics' one transfer per epoch is the only wait
     assert device.entered >= 1  # public methods run with the network's device current
     with pytest.raises(ValueError, match=r"more than the 0.0625 GiB of memory of cupy on "):
         bpgpu.Network([5000, 5000], backend="cupy")  # 95 MiB of float32 parameters: the host has room

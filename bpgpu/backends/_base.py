@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -57,13 +57,25 @@ class Backend:
         data: a `numpy.ndarray`, or anything `numpy.asarray` takes (lists, scalars). An array of
         another library raises `TypeError`; one on another device raises `ValueError`.
         """
+        array = self.prepare(array)
+        if array_api_compat.is_numpy_array(array):
+            return self._from_host(array, dtype)
+        return array if dtype is None else self.xp.astype(array, dtype, copy=False)
+
+    def prepare(self, array: Any) -> Any:
+        """`array` itself when it is an array of this backend on its device; else host data as a
+        `numpy.ndarray` of real numbers in native byte order, ready to move (what `asarray` moves).
+
+        So a caller can check host data on the host, before it moves, and device data where it is.
+        Raises as `asarray` does.
+        """
         if self.owns(array) and not array_api_compat.is_numpy_array(array):
             here = array_api_compat.device(array)
             if here != self.device:
                 raise ValueError(
                     f"array is on device {here!r} but this {self.name} backend uses {self.device!r}"
                 )
-            return array if dtype is None else self.xp.astype(array, dtype, copy=False)
+            return array
         if array_api_compat.is_array_api_obj(array) and not array_api_compat.is_numpy_array(array):
             other = array_api_compat.array_namespace(array).__name__
             accepted = (
@@ -80,7 +92,7 @@ class Backend:
             host = host.astype(host.dtype.newbyteorder("="))
         if host.dtype == np.float16:
             host = host.astype(np.float32)  # float16 is not in the array API standard; exact
-        return self._from_host(host, dtype)
+        return host
 
     def to_numpy(self, array: Any) -> np.ndarray:
         """A host `numpy.ndarray` holding the values of `array` (the only way back to the host)."""
@@ -105,10 +117,9 @@ class Backend:
 
     # ---- running the training step: eager by default, one Python call per mini-batch -----------
 
-    def compile(self, fn: Callable[..., Any], *, donate: bool = False) -> Callable[..., Any]:
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """`fn`, a pure function of arrays (a `bpgpu.step.Step`, one of its methods, or `Metrics`),
-        ready to call many times. `donate`: the call may consume the arrays of its first argument
-        (the old parameters), so that the new ones can use their memory.
+        ready to call many times. It never consumes or changes its arguments.
 
         The default returns `fn` itself: it then runs eagerly, one library call per operation.
         """
@@ -125,13 +136,11 @@ class Backend:
         count: int,
         batch: int,
         eta: float,
-        most: int,
     ) -> Any:
         """`count` steps of `step` from `params`, on the mini-batches of `batch` rows of `x` and `y`
         that begin at row `start` of the shuffled `order` (device indices): the new parameters.
-        Every mini-batch is whole (`start + count * batch <= len(order)`). May consume `params`.
-        `most` is the largest `count` of the calls to come with these shapes (`steps_per_call`'s
-        answer), so that a compiling backend can compile one call for all of them.
+        Every mini-batch is whole (`start + count * batch <= len(order)`); an epoch's short last
+        mini-batch is a call of its own (`count` 1, `batch` its rows). `params` is left as it was.
 
         The default is a Python loop that gathers each mini-batch on the device (`xp.take`).
         """
@@ -147,11 +156,6 @@ class Backend:
         of them: 10 to 20 calls an epoch (one per step when there are fewer than 20, and one
         more for a short last batch), and little Python between steps."""
         return max(1, steps // 10)
-
-    def keep(self, arrays: Sequence[Any]) -> list[Any]:
-        """`arrays` in a form that calls which consume their inputs (`donate`) leave intact. The
-        default returns them as they are: bpgpu never changes an array in place."""
-        return list(arrays)
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Any:
         return self.xp.asarray(host, dtype=dtype, device=self.device)
