@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test lint format clean bench-dist bench notebook
+.PHONY: train test lint format clean bench-dist bench bench-quick notebook
 
 train: $(VENV)/.installed-base
 	$(VENV)/bin/bpgpu train
@@ -14,12 +14,22 @@ test: $(VENV)/.installed-test
 
 # The benchmark harness (benchmarks/run.py) with everything it compares against (the bench extra:
 # JAX, and PyTorch's CPU build from PyTorch's own index, since PyPI's Linux wheel is the multi-GB
-# CUDA one); the table lands in benchmarks/results/local/ (ignored by git).
+# CUDA one); the table lands in benchmarks/results/local/ (ignored by git), rewritten after every
+# figure. `make bench-quick`: W1 and W2, one round, one thread.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
 bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.run
 
+bench-quick: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.run --quick
+
+# PyTorch's CPU build, unless a torch is installed already; one try, and one line when its index
+# cannot be reached (pip would otherwise retry and warn for minutes).
 $(VENV)/.installed-bench: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet --retries 0 --timeout 30 \
+		torch --index-url $(TORCH_CPU_INDEX) >/dev/null 2>&1 || \
+		{ echo "make bench: could not install PyTorch's CPU build from $(TORCH_CPU_INDEX) (offline?); install torch yourself, then run make bench again" >&2; exit 1; }
 	$(PY) -m pip install --quiet -e ".[bench]"
 	touch $@
 

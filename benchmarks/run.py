@@ -1,12 +1,15 @@
 """Time every implementation on every workload in fresh processes and write a results table.
 
-    python -m benchmarks.run [--workloads W1 W2 W3] [--repeats 3] [--threads 1 2] [--out DIR]
+    python -m benchmarks.run [--quick] [--workloads W1 W2 W3] [--repeats 3] [--threads 1 2] [--out DIR]
 
 Each measurement is one child process (`--child`) that builds its data, sets its thread count
 before NumPy or PyTorch load, times one epoch and prints JSON with the seconds and its peak RSS.
 Implementations alternate within each round, so a slow spell of the machine hits all of them. The
 table reports medians (min–max) over the repeats, each implementation at its best thread count, and
-the ratios bpgpu / PyTorch and bpgpu / GEMM floor from the same run.
+the ratios bpgpu / PyTorch and bpgpu / GEMM floor from the same run. Every figure is printed as it
+comes and the table so far rewritten, so a run cut short leaves what it measured; a thread count
+clearly slower than another after the first round is not timed again. `--quick`: W1 and W2, one
+round, one thread.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .workloads import WORKLOADS, data
+from .workloads import CPU_WORKLOADS, WORKLOADS, data
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 IMPLS = (
@@ -50,7 +53,8 @@ XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
 # Where a plain run writes its table: ignored by git, so `make bench` leaves the checkout clean. The
 # committed tables in benchmarks/results/ are written with --out benchmarks/results.
 LOCAL_RESULTS = Path(__file__).parent / "results" / "local"
-DEFAULT_THREADS = {"W1": (1, 2), "W2": (1, 2), "W3": (os.cpu_count() or 1,)}
+DEFAULT_THREADS = {"W1": (1, 2), "W2": (1, 2), "W3": (os.cpu_count() or 1,), "W4": (os.cpu_count() or 1,)}
+QUICK_WORKLOADS = ("W1", "W2")
 
 
 def child(impl: str, workload_name: str, threads: int, rows: int | None, epochs: int) -> dict:
@@ -142,11 +146,14 @@ def available(impl: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--workloads", nargs="+", default=list(CPU_WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument(
         "--impls", nargs="+", default=list(CPU_IMPLS), choices=IMPLS, help="(default: the CPU ones)"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--quick", action="store_true", help="W1 and W2, one repeat, one thread (about 2 minutes)"
+    )
     parser.add_argument("--threads", type=int, nargs="+", help="thread counts to try (default: per workload)")
     parser.add_argument("--rows", type=int, help="override every workload's rows (for quick checks)")
     parser.add_argument(
@@ -159,15 +166,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
+    if args.quick:
+        args.workloads, args.repeats = [w for w in args.workloads if w in QUICK_WORKLOADS], 1
+        args.threads = args.threads or [1]
     results: dict[tuple[str, str, int], list[dict]] = {}
     missing = [impl for impl in args.impls if not available(impl)]
     impls = [impl for impl in args.impls if impl not in missing]
+    path = report_path(args.out)
+    print(f"figures as they come; the table so far is rewritten to {path} after each", flush=True)
     for workload in args.workloads:
+        counts = args.threads or DEFAULT_THREADS[workload]
+        tried = {impl: list(counts) for impl in impls}  # thread counts still worth timing
         for repeat in range(args.repeats):
-            for threads in args.threads or DEFAULT_THREADS[workload]:
+            for threads in counts:
                 order = impls if repeat % 2 == 0 else impls[::-1]  # alternate, so drift hits all
                 for impl in order:
-                    if impl == "book-loop" and workload != "W1":
+                    if threads not in tried[impl] or (impl == "book-loop" and workload != "W1"):
                         continue
                     outcome = measure(impl, workload, threads, args.rows)
                     if outcome is None:
@@ -177,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
                         f"{workload} {impl:<12} {threads} thread(s): {seconds(outcome['seconds'][0])} s",
                         flush=True,
                     )
+                    path.write_text(render(results, args, missing, None), encoding="utf-8")
+            if repeat == 0:
+                for impl in impls:
+                    for threads in worse_thread_counts(results, workload, impl):
+                        tried[impl].remove(threads)
+                        print(f"{workload} {impl}: {threads} thread(s) clearly slower; not timed again")
     memory = None
     if "W1" in args.workloads and "bpgpu-numpy" in impls:
         memory = measure("bpgpu-numpy", "W1", 1, args.rows, epochs=3)
@@ -184,10 +204,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_report(report: str, out: str, prefix: str = "") -> Path:
-    """Print `report` and write it to OUT/<prefix><machine>-<date>.md."""
+def worse_thread_counts(results: dict, workload: str, impl: str, margin: float = 1.5) -> list[int]:
+    """The thread counts whose first time for `impl` on `workload` is over `margin` × the best one's."""
+    first = {t: runs[0]["seconds"][0] for (w, i, t), runs in results.items() if (w, i) == (workload, impl)}
+    if not first:
+        return []
+    fastest = min(first.values())
+    return [threads for threads, value in first.items() if value > margin * fastest]
+
+
+def report_path(out: str, prefix: str = "") -> Path:
+    """OUT/<prefix><machine>-<date>.md, its folder made."""
     path = Path(out) / f"{prefix}{_machine_tag()}-{datetime.date.today().isoformat()}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_report(report: str, out: str, prefix: str = "") -> Path:
+    """Print `report` and write it to OUT/<prefix><machine>-<date>.md."""
+    path = report_path(out, prefix)
     path.write_text(report, encoding="utf-8")
     print(report)
     print(f"wrote {path}")
@@ -263,7 +298,8 @@ def render(results: dict, args: argparse.Namespace, missing: list[str], memory: 
                 f"({seconds(low)}–{seconds(high)}) | "
                 f"{ratio_torch} | {ratio_floor} | {compile_cell} | {peak:.0f} MiB |"
             )
-    lines += ["", "Workloads: " + "; ".join(f"{w.name} {w.describe()}" for w in WORKLOADS.values()), ""]
+    described = "; ".join(f"{w} {WORKLOADS[w].describe()}" for w in args.workloads)
+    lines += ["", f"Workloads: {described}", ""]
     floor_library = "cuBLAS (CuPy)" if "cupy-gemm-floor" in args.impls else "NumPy's BLAS"
     lines += [
         f"Ratios are against {_reference(args.impls, 'torch-cuda', 'torch')} and "
