@@ -254,8 +254,11 @@ def header(gpu: bool, args: argparse.Namespace) -> list[str]:
         "in its process (compiling, kernel building, graph capture included, caches cold unless the row "
         "says otherwise); steady epoch: the median of the later ones. Workloads: "
         + "; ".join(f"{w} {WORKLOADS[w].describe()}" for w in args.workloads),
-        *(["", f"**Every workload cut to {args.rows} rows: not comparable with full runs.**"] if args.rows else []),
-    ]
+    ] + (
+        ["", f"**Every workload cut to {args.rows} rows: not comparable with full runs.**"]
+        if args.rows
+        else []
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

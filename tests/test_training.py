@@ -331,3 +331,36 @@ def test_ctrl_c_while_diverging_puts_the_network_back_where_the_epoch_began(back
     for got, want in zip(params(net), before, strict=True):
         np.testing.assert_array_equal(got, want)
     assert net._random.shuffle_state == stream
+
+
+class StopError(Exception):
+    """A user's progress callback failing."""
+
+
+@pytest.mark.parametrize("eta", [0.5, 1e38])
+def test_an_error_from_a_callback_mid_epoch_leaves_the_last_finite_step_and_says_which(backend, eta):
+    """With eta 1e38 in float32 the steps before the failing report have made the parameters infinite or NaN:
+    the network goes back to where the epoch began. With eta 0.5 it keeps the steps reported."""
+    X, labels = data(n=200)
+    net = bpgpu.Network([SIZES[0], 6, SIZES[-1]], activation="relu", backend=backend, seed=3)
+    reports = []
+
+    def progress(done, rows):
+        reports.append(done)
+        if len(reports) == 4:  # in the first epoch, after 80 of its 200 rows
+            raise StopError
+
+    before = params(net)
+    with pytest.raises(StopError) as info:
+        net.SGD((X, labels), 3, 5, eta, progress=progress)
+    after = params(net)
+    assert all(np.isfinite(a).all() for a in after)
+    notes = getattr(info.value, "__notes__", None)
+    if eta > 1:
+        assert all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))
+        expected = "after 0 of that epoch's 200 rows"
+    else:
+        expected = f"after {reports[-1]} of that epoch's 200 rows"
+        assert not all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))
+    if notes is not None:  # Python 3.11 and later
+        assert any(expected in note for note in notes), notes
