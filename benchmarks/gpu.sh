@@ -96,7 +96,8 @@ if [ "$gpu" -eq 1 ] && [ "$quick" -eq 0 ]; then
 fi
 tests=(tests/test_jax_compiles.py tests/test_compiled.py)
 if [ "$gpu" -eq 1 ]; then
-    tests+=(tests/test_gradients.py tests/test_cross_backend.py tests/test_backends.py tests/test_training.py)
+    tests+=(tests/test_torch_graph.py tests/test_gradients.py tests/test_cross_backend.py tests/test_backends.py)
+    tests+=(tests/test_training.py)
     tests+=(-k "cupy or jax or torch or gpu or cuda")
 fi
 step tests.txt "$(( $(left) - 5 ))" "$py" -m pytest -q -x -p no:cacheprovider "${tests[@]}"

@@ -1,13 +1,26 @@
-"""PyTorch tensors through `array_api_compat.torch`, on the current CUDA device when there is one."""
+"""PyTorch tensors through `array_api_compat.torch`, on the current CUDA device when there is one.
+
+On a CUDA device, `run_steps` captures the training step once as a CUDA graph and replays it for
+every whole mini-batch (`torch_graph`); a call of one step with no graph for its shape (the
+epoch's short last mini-batch) runs eagerly. `BPGPU_TORCH_CUDA_GRAPHS=0` runs every step eagerly,
+and so does a backend whose capture failed (logged on the "bpgpu" logger).
+"""
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ._base import Backend, unavailable
+from .torch_graph import Replayer
+
+GRAPHS_VARIABLE = "BPGPU_TORCH_CUDA_GRAPHS"
+_log = logging.getLogger("bpgpu")
 
 
 class TorchBackend(Backend):
@@ -16,6 +29,8 @@ class TorchBackend(Backend):
     def __init__(self, xp: Any, device: Any, torch: Any) -> None:
         super().__init__(xp, device)
         self._torch = torch
+        self.graphs = device.type == "cuda" and os.environ.get(GRAPHS_VARIABLE) != "0"
+        self._replayer: Replayer | None = None
 
     def dtype(self, name: str) -> Any:
         return getattr(self._torch, name)
@@ -44,6 +59,38 @@ class TorchBackend(Backend):
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)
+
+    def run_steps(
+        self,
+        step: Callable[..., Any],
+        params: Any,
+        x: Any,
+        y: Any,
+        order: Any,
+        start: int,
+        count: int,
+        batch: int,
+        eta: float,
+    ) -> Any:
+        replayer = self._replayer
+        if self.graphs and (replayer is None or not replayer.matches(step, x, y, batch, params)):
+            replayer = None
+            if count > 1:  # worth a capture: the calls to come take this many steps each
+                replayer = self._capture(step, params, x, y, order, batch)
+        if replayer is None:
+            return super().run_steps(step, params, x, y, order, start, count, batch, eta)
+        with self._torch.cuda.device(self.device):
+            return replayer.run(params, order, start, count, eta)
+
+    def _capture(self, step: Any, params: Any, x: Any, y: Any, order: Any, batch: int) -> Replayer | None:
+        self._replayer = None  # the old graph and the data it holds go first
+        try:
+            with self._torch.cuda.device(self.device):
+                self._replayer = Replayer(self._torch, step, params, x, y, order, batch)
+        except Exception as exc:  # an operation that cannot be captured: eager from now on
+            _log.info("bpgpu: could not capture the step as a CUDA graph; running it eagerly: %s", exc)
+            self.graphs = False
+        return self._replayer
 
 
 def load() -> TorchBackend:
