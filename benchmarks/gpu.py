@@ -10,7 +10,8 @@ so a run cut short still leaves every figure up to the cut. Children run one aft
 most telling first, each within what is left of `--budget`.
 
 Rows on a GPU: bpgpu-jax (cold compilation cache, then a second process on the warm one, and once
-without CUDA graphs for loops), bpgpu-cupy (cold kernel cache), bpgpu-torch, PyTorch eager,
+without CUDA graphs for loops), bpgpu-cupy (cold kernel cache), bpgpu-torch (its step in a CUDA
+graph, and once eager), PyTorch eager,
 PyTorch with the step captured as a CUDA graph, and cuBLAS's products alone. Without a GPU
 (`--cpu`, or when no CUDA device works) the CPU rows run instead, so the script itself is checked.
 """
@@ -66,6 +67,7 @@ def gpu_rows(scratch: Path) -> list[Row]:
             {"BPGPU_XLA_COMMAND_BUFFERS": "0", "BPGPU_JAX_CACHE": str(scratch / "jax-plain")},
             cap=50,
         ),
+        Row("bpgpu-torch, eager", "bpgpu-torch", {"BPGPU_TORCH_CUDA_GRAPHS": "0"}, cap=40),
     ]
 
 

@@ -306,3 +306,20 @@ def test_the_numpy_fast_path_can_be_switched_off(monkeypatch):
     assert numpy_backend.load().xp is compat
     monkeypatch.setenv("BPGPU_NUMPY_COMPAT", "0")
     assert numpy_backend.load().xp is numpy_backend.XP
+
+
+def test_cupy_says_once_when_its_kernel_cache_is_cold(monkeypatch, caplog, tmp_path, no_env):
+    numpy_backed_cupy(monkeypatch)
+    X, labels = np.random.default_rng(0).normal(size=(9, 3)), np.arange(9) % 2
+    for cache, said in ((tmp_path / "empty", 1), (tmp_path / "warm", 0)):
+        cache.mkdir()
+        if not said:
+            (cache / "kernel.cubin").write_bytes(b"\0")
+        monkeypatch.setenv("CUPY_CACHE_DIR", str(cache))
+        cupy_backend._announce_cold_cache.cache_clear()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bpgpu"):
+            for _ in range(2):
+                bpgpu.Network([3, 4, 2], backend="cupy", seed=1).SGD((X, labels), 2, 4, 1.0)
+        notes = [r for r in caplog.records if "compiling GPU kernels, once per machine" in r.getMessage()]
+        assert len(notes) == said and all(str(cache) in r.getMessage() for r in notes)

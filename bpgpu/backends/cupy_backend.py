@@ -4,11 +4,22 @@ Importing CuPy succeeds on machines without a GPU or driver; the failure comes a
 call. `load` therefore asks for the device count and runs a tiny product through the same libraries
 training uses (an elementwise kernel and cuBLAS), turning any failure into the `RuntimeError` of
 `unavailable` with the original error kept as its cause.
+
+CuPy compiles each elementwise kernel the first time it runs (NVRTC) and keeps it in its kernel
+cache (`$CUPY_CACHE_DIR`, by default `~/.cupy/kernel_cache`). On a machine whose cache is empty
+that makes the first epoch 10 s or more longer, so the first training call says so, once, on the
+"bpgpu" logger at WARNING level (shown on stderr unless logging is configured otherwise). `bpgpu
+check` runs every kernel training needs and so leaves the cache warm.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +27,8 @@ import numpy as np
 from ._base import Backend, unavailable
 
 PROBE_RESULT = [[2.0, 4.0], [4.0, 14.0]]  # [[0, 1], [2, 3]] @ its transpose, plus 1
+COLD_CACHE_NOTE = "compiling GPU kernels, once per machine (CuPy's kernel cache in %s is empty)"
+_log = logging.getLogger("bpgpu")
 
 
 class CupyBackend(Backend):
@@ -40,6 +53,22 @@ class CupyBackend(Backend):
 
     def activate(self) -> Any:
         return self.device  # a cupy.cuda.Device is a context manager that makes it current
+
+    def run_steps(self, step: Callable[..., Any], params: Any, *args: Any) -> Any:
+        _announce_cold_cache()
+        return super().run_steps(step, params, *args)
+
+
+def kernel_cache() -> Path:
+    """Where CuPy keeps the kernels it compiled."""
+    return Path(os.environ.get("CUPY_CACHE_DIR") or Path.home() / ".cupy" / "kernel_cache")
+
+
+@functools.lru_cache(maxsize=1)
+def _announce_cold_cache() -> None:
+    folder = kernel_cache()
+    if not folder.is_dir() or not any(folder.iterdir()):
+        _log.warning("bpgpu: " + COLD_CACHE_NOTE, folder)
 
 
 def load() -> CupyBackend:
