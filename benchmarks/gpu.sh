@@ -9,7 +9,8 @@
 #    PyTorch with the step in a CUDA graph and cuBLAS's products alone, at W1-W4; --quick: W1 and
 #    W2, four rows), so a run cut short still leaves what it measured;
 # 3. check.txt: `bpgpu check` on every backend that works (full mode only);
-# 4. tests.txt: the backend-parametrised tests on CuPy, JAX and torch, in whatever time is left.
+# 4. tests.txt: the backend-parametrised tests on CuPy, JAX and torch (and 2 MPI ranks sharing the
+#    GPU with CuPy, when mpiexec is there), in whatever time is left.
 #
 # Without a GPU it says so and runs the CPU part (the CPU rows at W1 and W2, and the JAX compile
 # tests), then exits 0 unless something failed. Run it with bpgpu and its test extras importable by
@@ -97,7 +98,7 @@ fi
 tests=(tests/test_jax_compiles.py tests/test_compiled.py)
 if [ "$gpu" -eq 1 ]; then
     tests+=(tests/test_torch_graph.py tests/test_gradients.py tests/test_cross_backend.py tests/test_backends.py)
-    tests+=(tests/test_training.py)
+    tests+=(tests/test_training.py tests/test_distributed.py)
     tests+=(-k "cupy or jax or torch or gpu or cuda")
 fi
 step tests.txt "$(( $(left) - 5 ))" "$py" -m pytest -q -x -p no:cacheprovider "${tests[@]}"

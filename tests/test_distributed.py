@@ -39,9 +39,9 @@ missing = [
 needs_mpi = pytest.mark.skipif(bool(missing), reason=f"{' and '.join(missing)}: pip install mpi4py mpich")
 
 
-def _launch(ranks: int, *command: str, cwd: Path) -> subprocess.CompletedProcess:
+def _launch(ranks: int, *command: str, cwd: Path, backend: str = "numpy") -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in distributed.SIZE_VARIABLES}
-    env["BPGPU_BACKEND"] = "numpy"
+    env["BPGPU_BACKEND"] = backend
     return subprocess.run(
         [MPIEXEC, "-n", str(ranks), *command],
         capture_output=True,
@@ -52,9 +52,11 @@ def _launch(ranks: int, *command: str, cwd: Path) -> subprocess.CompletedProcess
     )
 
 
-def _train_under_mpi(tmp_path: Path, ranks: int, *options: str) -> list[dict[str, np.ndarray]]:
+def _train_under_mpi(
+    tmp_path: Path, ranks: int, *options: str, backend: str = "numpy"
+) -> list[dict[str, np.ndarray]]:
     out = tmp_path / "params"
-    result = _launch(ranks, sys.executable, str(SCRIPT), str(out), *options, cwd=tmp_path)
+    result = _launch(ranks, sys.executable, str(SCRIPT), str(out), *options, cwd=tmp_path, backend=backend)
     assert result.returncode == 0, result.stdout + result.stderr
     return [dict(np.load(f"{out}.rank{rank}.npz")) for rank in range(ranks)]
 
@@ -182,6 +184,29 @@ def test_one_data_parallel_step_equals_the_single_process_step_to_rounding(tmp_p
     net.SGD((X, labels), 1, 7, 0.5)  # one mini-batch of all 7 rows: one step
     for got, expected in zip(per_rank[0], params(net), strict=True):
         np.testing.assert_allclose(got, expected, rtol=4e-15, atol=4e-15 * float(np.max(np.abs(expected))))
+
+
+@needs_mpi
+def test_two_ranks_sharing_one_gpu_with_cupy_step_like_one_process(tmp_path: Path) -> None:
+    """Both ranks hold CuPy arrays on the one GPU; the all-reduce goes through the host. One step of
+    the pair equals the single-process CuPy step up to the order of the gradient's sums."""
+    try:
+        bpgpu.get_backend("cupy")
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    import mpi_train
+
+    per_rank = [
+        _as_list(a)
+        for a in _train_under_mpi(tmp_path, 2, "--rows", "8", "--batch", "8", "--epochs", "1", backend="cupy")
+    ]
+    X, labels = mpi_train.data(8)
+    net = bpgpu.Network(mpi_train.SIZES, backend="cupy", dtype="float64", seed=1)
+    net.SGD((X, labels), 1, 8, 0.5)
+    for got, expected in zip(per_rank[0], params(net), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13 * float(np.max(np.abs(expected))))
+    for a, b in zip(per_rank[0], per_rank[1], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @needs_mpi
