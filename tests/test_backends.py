@@ -323,3 +323,28 @@ def test_cupy_says_once_when_its_kernel_cache_is_cold(monkeypatch, caplog, tmp_p
                 bpgpu.Network([3, 4, 2], backend="cupy", seed=1).SGD((X, labels), 2, 4, 1.0)
         notes = [r for r in caplog.records if "compiling GPU kernels, once per machine" in r.getMessage()]
         assert len(notes) == said and all(str(cache) in r.getMessage() for r in notes)
+
+
+def test_auto_on_a_gpu_names_torch_as_the_faster_route_when_it_is_installed(monkeypatch, caplog, no_env):
+    numpy_backed_cupy(monkeypatch)
+    monkeypatch.setattr(backends, "_auto_announced", False)
+    monkeypatch.setattr(backends.routes, "torch_installed", lambda: True)
+    with caplog.at_level(logging.INFO, logger="bpgpu"):
+        assert bpgpu.get_backend("auto").name == "cupy"
+    messages = [r.getMessage() for r in caplog.records if r.name == "bpgpu"]
+    assert len(messages) == 2 and "chose cupy" in messages[0]
+    assert (
+        "--backend torch trains faster" in messages[1]
+        and "batch 128, torch 0.32 s and CuPy 0.48 s" in messages[1]
+    )
+
+
+def test_no_route_advice_off_the_gpu_or_without_torch_on_it(monkeypatch, caplog, no_env):
+    monkeypatch.setattr(backends, "_auto_announced", False)
+    monkeypatch.setattr(backends.routes, "torch_installed", lambda: True)
+    with caplog.at_level(logging.INFO, logger="bpgpu"):
+        bpgpu.get_backend("auto")  # numpy here: nothing to advise
+    assert not any("faster" in r.getMessage() for r in caplog.records)
+    assert backends.routes.faster_route_among("cupy", {"torch": "cpu", "cupy": "cuda:0"}) is None
+    assert backends.routes.faster_route_among("cupy", {"cupy": "cuda:0"}) is None
+    assert "CUDA graph" in backends.routes.faster_route_among("cupy", {"torch": "cuda:0", "cupy": "cuda:0"})

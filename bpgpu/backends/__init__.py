@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 
+from . import routes
 from ._base import Backend
 
 __all__ = ["BACKEND_NAMES", "Backend", "available_backends", "get_backend"]
@@ -83,5 +84,8 @@ def _auto() -> Backend:
         backend, why = _load("numpy"), f"falling back to the CPU ({exc})"
     if not _auto_announced:
         _log.info("bpgpu: backend 'auto' chose %s on %s: %s", backend.name, backend.device, why)
+        advice = routes.faster_route(backend.name, routes.torch_installed())
+        if advice:
+            _log.info("bpgpu: if PyTorch sees this GPU, %s", advice)
         _auto_announced = True
     return backend

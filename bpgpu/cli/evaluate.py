@@ -10,7 +10,7 @@ from importlib import metadata
 from typing import Any
 
 from .. import __version__
-from ..backends import BACKEND_NAMES, available_backends, get_backend
+from ..backends import BACKEND_NAMES, available_backends, get_backend, routes
 from ..network import load
 from . import scripts
 from .train import DATA_HELP, load_data, writable_output
@@ -92,15 +92,20 @@ def _info(args: argparse.Namespace) -> int:
     print(f"bpgpu {__version__} on Python {platform.python_version()} ({platform.platform()})")
     print("libraries: " + ", ".join(f"{d} {_version_of(d)}" for d in ("numpy", "array-api-compat")))
     print("backends:")
+    devices = {}
     for name in BACKEND_NAMES:
         try:
             backend = get_backend(name)
         except RuntimeError as exc:
             print(f"  {name:<17} unavailable: {exc}")
             continue
+        devices[name] = str(backend.device)
         print(f"  {name:<17} available on {backend.device} ({name} {backend.library_version})")
     chosen = get_backend("auto")
     print(f"auto chooses {chosen.name} on {chosen.device}")
+    advice = routes.faster_route_among(chosen.name, devices)
+    if advice:
+        print(f"note: {advice}")
     return 0
 
 
