@@ -16,7 +16,7 @@ import array_api_compat
 
 from .backends import Backend
 from .backends.host import host_memory_bytes
-from .backprop import one_hot
+from .labels import one_hot
 
 DTYPES = ("float32", "float64")
 DISTRIBUTION_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}

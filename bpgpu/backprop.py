@@ -11,7 +11,8 @@ at once as matrices whose *rows* are examples (the chapter's "fully matrix-based
     A^l, Z^l, Δ^l    (n, n_l)        row x is the book's column a^{l,x}, z^{l,x}, δ^{l,x}
 
 so the book's w^l a^{l−1} becomes A^{l−1} (W^l)ᵀ and (w^{l+1})ᵀ δ^{l+1} becomes Δ^{l+1} W^{l+1}.
-Gradients are of the mean cost C = (1/n) Σ_x C_x.
+Gradients are of the mean cost C = (1/n) Σ_x C_x. What a step does with them (plain descent, weight
+decay, momentum) is `bpgpu.rules`.
 """
 
 from __future__ import annotations
@@ -88,13 +89,13 @@ def backprop(
     scale: float = 1.0,
     rows: int | None = None,
 ) -> tuple[list[Array], list[Array]]:
-    """`scale` × the gradient of the mean cost over the rows of `x` (n, sizes[0]) and `y` (n, sizes[-1]).
+    """The gradient of `scale` × the mean cost over the rows of `x` (n, sizes[0]) and `y` (n, sizes[-1]).
 
     Returns `(nabla_b, nabla_w)`, shaped like `biases` and `weights`. The mean cost C = (1/n) Σ_x C_x
     has error δ_x/n at each example's z, and BP2 is linear in δ, so the factor `scale / n` is applied
-    once, to the output error (the smallest array), and BP3/BP4 then sum over the rows. With
-    `scale = η` the result is the SGD step itself (see `descend`). `rows` replaces n when `x` is one
-    part of a larger mini-batch (data-parallel training sums the parts' results).
+    once, to the output error (the smallest array), and BP3/BP4 then sum over the rows (an update
+    rule that is a factor of the gradient, such as −η, asks for it here: see `bpgpu.rules`). `rows`
+    replaces n when `x` is one part of a larger mini-batch (data-parallel training sums the parts).
     """
     zs, activations = feedforward(weights, biases, sigmas, x, xp)
     L = len(weights)
@@ -124,52 +125,3 @@ def mean_cost(
     `feedforward`, when given: then C changes by about ∂C/∂z^l_j Δz, the definition of δ)."""
     zs, activations = feedforward(weights, biases, sigmas, x, xp, demon)
     return xp.mean(cost.fn(zs[-1], activations[-1], y, xp))
-
-
-def sgd_step(params: Sequence[Array], grads: Sequence[Array], eta: float) -> list[Array]:
-    """Gradient descent, p ← p − η ∂C/∂p, returning new arrays (never updating in place)."""
-    return [p - eta * g for p, g in zip(params, grads, strict=True)]
-
-
-def descend(params: Sequence[Array], steps: Sequence[Array]) -> list[Array]:
-    """p ← p − s for steps s = η ∂C/∂p already scaled (`backprop(..., scale=η)`): one pass each."""
-    return [p - s for p, s in zip(params, steps, strict=True)]
-
-
-def momentum_step(
-    params: Sequence[Array], velocities: Sequence[Array], grads: Sequence[Array], eta: float, mu: float
-) -> tuple[list[Array], list[Array]]:
-    """Momentum (chapter 3): v ← μ v − η ∂C/∂p, then p ← p + v; returns new `(params, velocities)`."""
-    velocities = [mu * v - eta * g for v, g in zip(velocities, grads, strict=True)]
-    return [p + v for p, v in zip(params, velocities, strict=True)], velocities
-
-
-def penalty(weights: Sequence[Array], lmbda: float, n: int, regularization: str, xp: Any) -> Array:
-    """The regularisation term added to the cost: L2 (λ/2n) Σ_w w², or L1 (λ/n) Σ_w |w| (weights only)."""
-    if regularization == "l2":
-        return (lmbda / (2 * n)) * sum(xp.sum(w * w) for w in weights)
-    return (lmbda / n) * sum(xp.sum(xp.abs(w)) for w in weights)
-
-
-def penalty_gradient(
-    weights: Sequence[Array], nabla_w: Sequence[Array], lmbda: float, n: int, regularization: str, xp: Any
-) -> list[Array]:
-    """∂(C + penalty)/∂w: ∇w + (λ/n) w for L2, ∇w + (λ/n) sgn(w) for L1 (sgn 0 = 0).
-
-    So the SGD step is the chapter's w ← (1 − ηλ/n) w − η∇w (L2) or w ← w − (ηλ/n) sgn(w) − η∇w (L1).
-    """
-    scale = lmbda / n
-    if regularization == "l2":
-        return [g + scale * w for w, g in zip(weights, nabla_w, strict=True)]
-    return [g + scale * xp.sign(w) for w, g in zip(weights, nabla_w, strict=True)]
-
-
-def count_correct(output: Array, labels: Array, xp: Any) -> Array:
-    """How many rows of `output` (n, n_out) have their largest entry at `labels` (n,): 0-d int."""
-    return xp.sum(xp.astype(xp.argmax(output, axis=1) == labels, xp.int64))
-
-
-def one_hot(labels: Array, n_classes: int, dtype: Any, xp: Any) -> Array:
-    """Integer labels (n,) as rows of the n_classes × n_classes identity: (n, n_classes)."""
-    classes = xp.arange(n_classes, dtype=labels.dtype, device=array_api_compat.device(labels))
-    return xp.astype(labels[:, None] == classes[None, :], dtype)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from . import _validation as check
 from . import backprop as bp
-from . import checkpoint
+from . import checkpoint, rules
 from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
@@ -275,7 +275,7 @@ class Network:
         y = self._y(Y, x.shape[0])
         value = bp.mean_cost(self.weights, self.biases, self._sigmas, self._cost, x, y, self.xp)
         if lmbda:
-            value = value + bp.penalty(self.weights, lmbda, x.shape[0], regularization, self.xp)
+            value = value + rules.penalty(self.weights, lmbda, x.shape[0], regularization, self.xp)
         return float(value)
 
     @_on_device

@@ -1,12 +1,13 @@
 """The training step and the per-epoch metrics as pure functions of plain data.
 
-    step(params, x, y, eta) -> params          params = Params(weights, biases, velocities)
+    step(params, x, y, eta) -> params     params = Params(weights, biases, the rule's state)
 
 A `Step` is built once per `Network.SGD` call from the network's activations and cost (a `Model`)
-and the learning rule's options (an `Update`); it calls only the equations of `backprop`, reads and
-changes nothing else, and returns new arrays. So the same object runs eagerly on NumPy, CuPy and
-PyTorch, and is what a compiling backend (JAX) traces once and runs many times. `Step` and `Metrics`
-are frozen dataclasses of hashable settings: equal settings are equal keys, so a backend can cache
+and the learning rule's options (an `Update`, which names a chain of `bpgpu.rules`); it calls only
+the equations of `backprop` and those rules, reads and changes nothing else, and returns new
+arrays. So the same object runs eagerly on NumPy, CuPy and PyTorch, and is what a compiling
+backend (JAX) traces once and runs many times. `Step` and `Metrics` are frozen dataclasses of
+hashable settings: equal settings are equal keys, so a backend can cache
 what it compiled across `SGD` calls.
 
 For data-parallel training a step comes apart in two, with an all-reduce between them:
@@ -15,13 +16,16 @@ For data-parallel training a step comes apart in two, with an all-reduce between
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import backprop as bp
+from . import rules
 from .activations import Activation
 from .costs import Cost
+from .labels import count_correct, one_hot
 
 Array = Any
 MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy", "layer_speeds")
@@ -30,8 +34,8 @@ SPEED_ROWS = 1000  # training rows that layer speeds are measured on, without ev
 
 
 class Params(NamedTuple):
-    """What a step changes: weights and biases (the book's order of layers), and with momentum
-    their velocities `(v_weights, v_biases)`, else `()`."""
+    """What a step changes: weights and biases (the book's order of layers), and the update rule's
+    state: with momentum the velocities `(v_weights, v_biases)`, else `()`."""
 
     weights: list[Array]
     biases: list[Array]
@@ -47,18 +51,18 @@ class Model:
 
 
 class Update(NamedTuple):
-    """How a step changes the parameters (chapter 3): weight decay λ over n training rows, "l2" or
-    "l1", and momentum μ (0: plain gradient descent)."""
+    """The learning rule's options (chapter 3): weight decay λ over n training rows, "l2" or "l1",
+    and momentum μ (0: plain gradient descent). `rule` builds the `bpgpu.rules` chain they ask for."""
 
     lmbda: float = 0.0
     n: int = 1
     regularization: str = "l2"
     momentum: float = 0.0
 
-    @property
-    def plain(self) -> bool:
-        """No decay and no momentum: backprop scaled by η is then the step itself."""
-        return not self.lmbda and not self.momentum
+    def rule(self, xp: Any) -> rules.Rule:
+        """[weight decay when λ > 0], then momentum when μ > 0, else gradient descent."""
+        decay = [rules.weight_decay(self.lmbda, self.n, self.regularization, xp)] if self.lmbda else []
+        return rules.chain(*decay, rules.momentum(self.momentum, xp) if self.momentum else rules.sgd())
 
 
 @dataclass(frozen=True)
@@ -69,40 +73,39 @@ class Step:
     update: Update
     xp: Any
 
+    @functools.cached_property
+    def rule(self) -> rules.Rule:
+        return self.update.rule(self.xp)
+
     def __call__(self, params: Params, x: Array, y: Array, eta: Any) -> Params:
         """The parameters after one step on the mean cost of the rows of `x` (n, sizes[0]) and `y`."""
         return self.apply(params, self.gradient(params, x, y, eta), eta)
 
-    def gradient(
-        self, params: Params, x: Array, y: Array, eta: Any, rows: int | None = None
-    ) -> tuple[list[Array], list[Array]]:
-        """`(nabla_b, nabla_w)` of the mean cost over `rows` rows (default: those of `x`), already
-        multiplied by η for a plain update. Summing the parts of a mini-batch gives the whole's."""
-        m = self.model
-        scale = eta if self.update.plain else 1.0
-        return bp.backprop(params.weights, params.biases, m.sigmas, m.cost, x, y, self.xp, scale, rows)
+    def gradient(self, params: Params, x: Array, y: Array, eta: Any, rows: int | None = None) -> rules.Grads:
+        """`(nabla_w, nabla_b)` of the mean cost over `rows` rows (default: those of `x`), times the
+        rule's factor when the rule is one (`rules.Rule.scale`: the update itself, then). Summing
+        the parts of a mini-batch gives the whole's."""
+        m, scale = self.model, self.rule.scale
+        factor = 1.0 if scale is None else scale(eta)
+        nabla_b, nabla_w = bp.backprop(
+            params.weights, params.biases, m.sigmas, m.cost, x, y, self.xp, factor, rows
+        )
+        return nabla_w, nabla_b
 
-    def apply(self, params: Params, gradient: tuple[list[Array], list[Array]], eta: Any) -> Params:
+    def apply(self, params: Params, gradient: rules.Grads, eta: Any) -> Params:
         """The update from a mini-batch's `gradient` (as `self.gradient` returns it): new `Params`."""
-        nabla_b, nabla_w = gradient
-        weights, biases, velocities = params
-        u = self.update
-        if u.plain:  # the gradient is already η ∂C/∂p
-            return Params(bp.descend(weights, nabla_w), bp.descend(biases, nabla_b))
-        if u.lmbda:
-            nabla_w = bp.penalty_gradient(weights, nabla_w, u.lmbda, u.n, u.regularization, self.xp)
-        if not u.momentum:
-            return Params(bp.sgd_step(weights, nabla_w, eta), bp.sgd_step(biases, nabla_b, eta))
-        weights, v_w = bp.momentum_step(weights, velocities[0], nabla_w, eta, u.momentum)
-        biases, v_b = bp.momentum_step(biases, velocities[1], nabla_b, eta, u.momentum)
-        return Params(weights, biases, (v_w, v_b))
+        updates, state = gradient, params.velocities
+        if self.rule.scale is None:  # else backprop applied the rule's factor already
+            updates, state = self.rule.update(gradient, state, params, eta)
+        return Params(
+            rules.apply_updates(params.weights, updates[0]),
+            rules.apply_updates(params.biases, updates[1]),
+            state,
+        )
 
     def start(self, weights: Sequence[Array], biases: Sequence[Array]) -> Params:
-        """`Params` for the first step of a run: velocities at zero with momentum."""
-        if not self.update.momentum:
-            return Params(list(weights), list(biases))
-        zeros = self.xp.zeros_like
-        return Params(list(weights), list(biases), ([zeros(w) for w in weights], [zeros(b) for b in biases]))
+        """`Params` for the first step of a run: the rule's first state (velocities at zero)."""
+        return Params(list(weights), list(biases), self.rule.init(weights, biases))
 
 
 def all_finite(arrays: Sequence[Array], xp: Any) -> Array:
@@ -135,7 +138,7 @@ def totals(
             part = xp.sum(model.cost.fn(zs[-1], activations[-1], y[k:end, ...], xp))
             cost_sum = part if cost_sum is None else cost_sum + part
         if labels is not None:
-            part = bp.count_correct(activations[-1], labels[k:end, ...], xp)
+            part = count_correct(activations[-1], labels[k:end, ...], xp)
             correct = part if correct is None else correct + part
     return cost_sum, correct
 
@@ -170,8 +173,8 @@ def confusion(
     for start in range(0, x.shape[0], chunk_rows):
         end = min(start + chunk_rows, x.shape[0])
         _, activations = bp.feedforward(weights, biases, model.sigmas, x[start:end, ...], xp)
-        truth = bp.one_hot(labels[start:end, ...], k, xp.float64, xp)
-        guess = bp.one_hot(xp.argmax(activations[-1], axis=1), k, xp.float64, xp)
+        truth = one_hot(labels[start:end, ...], k, xp.float64, xp)
+        guess = one_hot(xp.argmax(activations[-1], axis=1), k, xp.float64, xp)
         part = truth.T @ guess
         matrix = part if matrix is None else matrix + part
     return matrix
@@ -216,7 +219,7 @@ class Metrics:
         training = (x, y, xp.argmax(y, axis=1) if "training_accuracy" in monitor else None)
         if evaluation is not None:
             needs_targets = "evaluation_cost" in monitor or "layer_speeds" in monitor
-            targets = bp.one_hot(evaluation[1], y.shape[1], y.dtype, xp) if needs_targets else None
+            targets = one_hot(evaluation[1], y.shape[1], y.dtype, xp) if needs_targets else None
             evaluation = (evaluation[0], targets, evaluation[1])
         if "layer_speeds" in monitor:
             rows = min(SPEED_ROWS, x.shape[0])
@@ -245,7 +248,7 @@ class Metrics:
             if cost_sum is not None:
                 found[cost_name] = cost_sum / rows
                 if u.lmbda:
-                    found[cost_name] = found[cost_name] + bp.penalty(
+                    found[cost_name] = found[cost_name] + rules.penalty(
                         weights, u.lmbda, rows, u.regularization, xp
                     )
             if correct is not None:
