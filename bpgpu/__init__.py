@@ -1,8 +1,7 @@
 """bpgpu: Nielsen's backpropagation, written once against the array API, on CPU or CUDA GPU."""
 
-__version__ = "0.1.0"  # first, so that modules below can import it
-
 from . import datasets, distributed, plots  # `bpgpu.plots.plot_history(...)` works after `import bpgpu`
+from ._version import __version__
 from .backends import BACKEND_NAMES, Backend, available_backends, get_backend
 from .network import Network, load
 from .training import EpochRecord, TrainingDivergedError, TrainingInterrupted

@@ -40,8 +40,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import __version__
 from . import _validation as check
+from ._version import __version__
 from .io import npz
 from .io import safetensors_file as st
 from .io.files import atomic_write, open_regular

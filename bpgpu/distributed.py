@@ -106,17 +106,9 @@ class DataParallel:
 
         xp, arrays = self.backend.xp, [*nabla_b, *nabla_w]
         flat = xp.concat([xp.reshape(a, (-1,)) for a in arrays])  # one buffer, one message
-        if array_api_compat.is_numpy_array(flat):
-            self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
-        elif self.cuda_aware and array_api_compat.is_cupy_array(flat):
-            self.backend.synchronize()  # MPI reads the buffer outside CuPy's stream
-            self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
-        else:  # staged through host memory: one copy each way
-            host = self.backend.to_numpy(flat)  # a numpy.ndarray: MPI reads and writes it in place
-            if not (host.flags.writeable and host.flags.c_contiguous):
-                host = host.copy()
-            self.comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
-            flat = self.backend.asarray(host)
+        buffer = self.backend.message_buffer(flat, self.cuda_aware)  # host-staged unless CUDA-aware
+        self.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        flat = self.backend.from_message_buffer(buffer, flat)
         if self.shard and self.size > 1:
             flat = flat / self.size  # each part was a mean over its own rank's batch
         parts, offset = [], 0
@@ -126,13 +118,13 @@ class DataParallel:
             offset += count
         return parts[: len(nabla_b)], parts[len(nabla_b) :]
 
-    def check_same(self, net: Any, plan: Any) -> None:
+    def check_same(self, net: Any, plan: Any, shuffle_state: dict[str, Any]) -> None:
         """Raise `ValueError` on every rank unless all ranks train the same network on the same data.
 
         Compares, by one collective (an allgather of a small dict), the network's settings, seed,
         shuffle state and parameter sums; the data's shapes and (whole data only) sums; and the
         hyper-parameters of `plan` (a `training.Plan`), including the evaluation data that early
-        stopping and the eta schedule judge.
+        stopping and the eta schedule judge. `shuffle_state` is the network's host shuffle stream's.
         """
         x, y, update, evaluation = plan.x, plan.y, plan.update, plan.evaluation
         exact: dict[str, Any] = {
@@ -143,7 +135,7 @@ class DataParallel:
             "backend": net.backend.name,
             "dtype": net.dtype,
             "seed": net.seed,
-            "shuffle state": _digest(net._random.shuffle_state),
+            "shuffle state": _digest(shuffle_state),
             "training data shape": (tuple(x.shape), tuple(y.shape)),
             "epochs": plan.epochs,
             "mini_batch_size": plan.mini_batch_size,

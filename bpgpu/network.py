@@ -397,7 +397,7 @@ class Network:
             parallel.raise_together(error)  # every rank ends, none waits in a collective
         if parallel is not None:
             parallel.raise_together(None)
-            parallel.check_same(self, plan)
+            parallel.check_same(self, plan, self._random.shuffle_state)
         return train(
             self._model,
             self.backend,

@@ -348,3 +348,13 @@ def test_no_route_advice_off_the_gpu_or_without_torch_on_it(monkeypatch, caplog,
     assert backends.routes.faster_route_among("cupy", {"torch": "cpu", "cupy": "cuda:0"}) is None
     assert backends.routes.faster_route_among("cupy", {"cupy": "cuda:0"}) is None
     assert "CUDA graph" in backends.routes.faster_route_among("cupy", {"torch": "cuda:0", "cupy": "cuda:0"})
+
+
+def test_cupy_hands_a_cuda_aware_mpi_its_device_buffer_after_a_synchronize(monkeypatch, no_env):
+    device = numpy_backed_cupy(monkeypatch)
+    backend = bpgpu.get_backend("cupy")
+    flat = backend.asarray(np.arange(4.0))
+    assert backend.message_buffer(flat, device_aware=True) is flat
+    assert device.synchronized == 1  # MPI reads it outside CuPy's stream: the queue must be done
+    backend.message_buffer(flat, device_aware=False)  # staged: the copy to the host waits itself
+    assert device.synchronized == 1

@@ -308,3 +308,16 @@ def test_training_that_diverges_under_mpiexec_is_one_line_without_an_abort(tmp_p
     assert result.stderr.startswith("bpgpu train: error: training diverged in epoch 0")
     assert result.stderr.count("\n") == 1, result.stderr  # no traceback, no MPI abort message
     assert not model.exists()
+
+
+def test_message_buffers_are_writable_host_arrays_unless_the_mpi_reads_the_device(backend) -> None:
+    """The all-reduce's buffer: a writable contiguous host array (NumPy's own array, no copy), whose
+    new values come back as an array of the backend; MPI writes into it in place."""
+    flat = backend.asarray(np.arange(6.0))
+    buffer = backend.message_buffer(flat, device_aware=False)
+    assert isinstance(buffer, np.ndarray) and buffer.flags.writeable and buffer.flags.c_contiguous
+    assert (buffer is flat) == (backend.name == "numpy")
+    buffer *= 2  # what Allreduce(IN_PLACE, buffer, SUM) over two equal ranks does
+    back = backend.from_message_buffer(buffer, flat)
+    assert backend.owns(back)
+    np.testing.assert_array_equal(backend.to_numpy(back), 2 * np.arange(6.0))

@@ -101,7 +101,8 @@ def bpgpu_imports(path: pathlib.Path) -> set[str]:
 
 
 def test_modules_import_each_other_without_a_cycle_and_read_top_down():
-    """equations → step → loop → Network → CLI: no module imports one above it, even lazily."""
+    """equations → update rules → step → loop → Network → CLI: no module imports one above it, even
+    lazily, and nothing below the package imports the package itself."""
     graph = {}
     for path in PACKAGE.rglob("*.py"):
         name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
@@ -109,6 +110,7 @@ def test_modules_import_each_other_without_a_cycle_and_read_top_down():
     order = ["backprop", "step", "training", "network", "cli"]
     for lower, upper in itertools.pairwise(order):
         assert lower in graph[upper] or any(lower in graph[m] for m in graph[upper]), (lower, upper)
+    assert "rules" in graph["step"] and not graph["rules"] & {"backprop", *order[1:]}  # beside backprop
     visiting, done = set(), set()
 
     def visit(module: str, trail: tuple[str, ...]) -> None:
@@ -124,3 +126,21 @@ def test_modules_import_each_other_without_a_cycle_and_read_top_down():
     for module in sorted(graph):
         if module != "":  # the package itself imports everything, by design
             visit(module, ())
+
+
+def test_no_module_below_the_cli_imports_the_package_itself():
+    """`from . import __version__` in a lower module ran back up to the package (`_version` holds it)."""
+    for path in PACKAGE.rglob("*.py"):
+        here = path.relative_to(PACKAGE).with_suffix("").parts
+        if here[0] == "cli" or here == ("__init__",):
+            continue
+        package = here[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and not node.module:
+                base = package[: len(package) - (node.level - 1)]
+                names = [
+                    a.name
+                    for a in node.names
+                    if not PACKAGE.joinpath(*base, a.name).with_suffix(".py").exists()
+                ]
+                assert base or not names, f"{path.relative_to(PACKAGE)} imports {names} from the package"

@@ -101,6 +101,19 @@ class Backend:
     def synchronize(self) -> None:
         """Wait until all queued work on the device has finished (a no-op on the CPU)."""
 
+    def message_buffer(self, flat: Any, device_aware: bool) -> Any:
+        """A contiguous, writable buffer holding the 1-d `flat` that MPI reads and writes in place.
+
+        By default a host copy (staged through host memory; `flat` itself when it is a writable host
+        array already); a backend whose devices an MPI built for them reads directly
+        (`device_aware`) returns the device array. `from_message_buffer` turns it back."""
+        host = self.to_numpy(flat)
+        return host if host.flags.writeable and host.flags.c_contiguous else host.copy()
+
+    def from_message_buffer(self, buffer: Any, flat: Any) -> Any:
+        """The array of this backend that `buffer` (from `message_buffer(flat, ...)`) now holds."""
+        return flat if buffer is flat else self.asarray(buffer)
+
     def memory_bytes(self) -> int | None:
         """The most memory this backend's arrays could ever use: the device's total (the host's for
         CPU backends), or None when unknown. `Network` refuses sizes whose parameters exceed it."""

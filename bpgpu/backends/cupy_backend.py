@@ -48,6 +48,12 @@ class CupyBackend(Backend):
     def synchronize(self) -> None:
         self.device.synchronize()
 
+    def message_buffer(self, flat: Any, device_aware: bool) -> Any:
+        if not device_aware:
+            return super().message_buffer(flat, device_aware)
+        self.synchronize()  # a CUDA-aware MPI reads the device buffer outside CuPy's stream
+        return flat
+
     def memory_bytes(self) -> int | None:
         return int(self.device.mem_info[1])  # (free, total) bytes of the device
 
