@@ -68,6 +68,58 @@ def test_leaves_and_rebuild_are_inverse_with_and_without_velocities():
         assert len(rebuilt.velocities) == len(start.velocities) == (2 if update.momentum else 0)
 
 
+NETWORKS = [  # (activation, output activation, cost): every activation and cost in some step
+    ("sigmoid", "sigmoid", "quadratic"),
+    ("sigmoid", "sigmoid", "cross_entropy"),
+    ("relu", "softmax", "log_likelihood"),
+    ("tanh", "identity", "quadratic"),
+    ("leaky_relu", "sigmoid", "quadratic"),
+]
+
+
+@pytest.mark.parametrize(("activation", "output", "cost"), NETWORKS)
+@pytest.mark.parametrize(
+    "update",
+    [steps.Update(), steps.Update(lmbda=0.3, n=ROWS, regularization="l1"), steps.Update(momentum=0.6)],
+    ids=["plain", "l1", "momentum"],
+)
+def test_the_step_makes_no_tensor_from_a_host_number(monkeypatch, activation, output, cost, update):
+    """A CUDA graph capture refuses copies from the host, and array_api_compat.torch's maximum and
+    minimum turn a Python number into a device tensor (a copy): the backend's namespace must not,
+    for any activation, cost or rule. Checked here by making those constructors fail."""
+    net = bpgpu.Network(
+        SIZES, activation=activation, output_activation=output, cost=cost, backend="torch", seed=4
+    )
+    backend = net.backend
+    rng = np.random.default_rng(1)
+    x = backend.asarray(rng.normal(size=(ROWS, SIZES[0])), backend.dtype("float32"))
+    y = backend.asarray(np.eye(3)[rng.integers(0, 3, ROWS)], backend.dtype("float32"))
+    step = steps.Step(net._model, update, net.xp)
+    start, eta = step.start(net.weights, net.biases), torch.tensor(0.5)
+
+    def refused(*args, **kwargs):
+        raise AssertionError(f"a tensor made from the host inside the step: {args!r}")
+
+    for name in ("asarray", "as_tensor", "tensor"):
+        monkeypatch.setattr(torch, name, refused)
+    new = step(start, x[:BATCH], y[:BATCH], eta)
+    monkeypatch.undo()
+    assert all(bool(torch.isfinite(p).all()) for p in torch_graph.leaves(new))
+
+
+def test_the_namespace_clamps_with_the_values_of_maximum_and_minimum():
+    xp = bpgpu.get_backend("torch").xp
+    z = torch.tensor([float("nan"), -1.0, 2.0, -0.0, float("inf"), float("-inf"), 100.0])
+    assert torch.equal(
+        xp.maximum(z, 0.0).nan_to_num(7.0), torch.maximum(z, torch.tensor(0.0)).nan_to_num(7.0)
+    )
+    assert torch.equal(
+        xp.minimum(z, 88.0).nan_to_num(7.0), torch.minimum(z, torch.tensor(88.0)).nan_to_num(7.0)
+    )
+    assert xp.maximum(torch.tensor([1, -2]), 0).tolist() == [1, 0]  # integers: the compat function
+    assert xp.maximum(z, z).shape == z.shape
+
+
 def test_without_cuda_the_torch_backend_runs_every_step_eagerly():
     backend = bpgpu.get_backend("torch")
     if backend.device.type == "cuda":

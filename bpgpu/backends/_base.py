@@ -175,6 +175,15 @@ class Backend:
         return self.xp.asarray(host, dtype=dtype, device=self.device)
 
 
+def namespace_with(namespace: ModuleType, **overrides: Callable[..., Any]) -> ModuleType:
+    """A copy of the array-API `namespace` module with some functions replaced: the thin shims a
+    backend needs where its library does something the step cannot afford."""
+    copy = ModuleType(namespace.__name__, namespace.__doc__)
+    copy.__dict__.update({k: v for k, v in vars(namespace).items() if k not in ("__name__", "__doc__")})
+    copy.__dict__.update(overrides)
+    return copy
+
+
 def unavailable(name: str, why: str, cause: BaseException | None = None) -> RuntimeError:
     """The error raised when backend `name` is known but cannot run here."""
     detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""

@@ -11,14 +11,13 @@ The swap is optional: `BPGPU_NUMPY_COMPAT=1` turns it off.
 from __future__ import annotations
 
 import os
-import types
 from typing import Any
 
 import array_api_compat
 import array_api_compat.numpy as compat
 import numpy as np
 
-from ._base import Backend
+from ._base import Backend, namespace_with
 from .host import quiet_floating_point
 
 
@@ -34,14 +33,7 @@ def _take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
     return x.take(indices, axis=axis)
 
 
-def _namespace() -> types.ModuleType:
-    xp = types.ModuleType(compat.__name__, compat.__doc__)
-    xp.__dict__.update({k: v for k, v in vars(compat).items() if k not in ("__name__", "__doc__")})
-    xp.sum, xp.take = _sum, _take
-    return xp
-
-
-XP = _namespace()
+XP = namespace_with(compat, sum=_sum, take=_take)
 
 
 class NumpyBackend(Backend):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Backend, unavailable
+from ._base import Backend, namespace_with, unavailable
 from .torch_graph import Replayer
 
 GRAPHS_VARIABLE = "BPGPU_TORCH_CUDA_GRAPHS"
@@ -34,6 +34,9 @@ class TorchBackend(Backend):
 
     def dtype(self, name: str) -> Any:
         return getattr(self._torch, name)
+
+    def owns(self, array: Any) -> bool:
+        return isinstance(array, self._torch.Tensor)  # the namespace is a copy (`capturable`): not `is`
 
     def asarray(self, array: Any, dtype: Any = None) -> Any:
         if isinstance(array, self._torch.Tensor) and array.requires_grad:
@@ -93,10 +96,31 @@ class TorchBackend(Backend):
         return self._replayer
 
 
+def capturable(compat: Any, torch: Any) -> Any:
+    """`array_api_compat.torch`, except that `maximum` and `minimum` of a floating tensor and a
+    Python number clamp it (`torch.clamp`: the same values, NaN included). The compat functions
+    first make the number a tensor on the device, a copy from the host that a CUDA graph capture
+    refuses, and sigmoid (`minimum(z, 88.0)`) and ReLU (`maximum(z, 0.0)`) are in every step."""
+
+    def bound(name: str, keyword: str) -> Callable[..., Any]:
+        general = getattr(compat, name)
+
+        def clamped(x1: Any, x2: Any, /) -> Any:
+            number = isinstance(x2, (int, float)) and not isinstance(x2, bool)
+            if number and isinstance(x1, torch.Tensor) and x1.dtype.is_floating_point:
+                return torch.clamp(x1, **{keyword: x2})
+            return general(x1, x2)
+
+        clamped.__name__ = clamped.__qualname__ = name
+        return clamped
+
+    return namespace_with(compat, maximum=bound("maximum", "min"), minimum=bound("minimum", "max"))
+
+
 def load() -> TorchBackend:
     try:
         torch = importlib.import_module("torch")
-        xp = importlib.import_module("array_api_compat.torch")
+        xp = capturable(importlib.import_module("array_api_compat.torch"), torch)
     except Exception as exc:  # ImportError, or a broken install (missing CUDA libraries: OSError)
         raise unavailable("torch", "install it with pip install torch", exc) from exc
     if torch.cuda.is_available():
