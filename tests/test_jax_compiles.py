@@ -113,6 +113,7 @@ CHILD = textwrap.dedent(
         "misses": heard["/jax/compilation_cache/cache_misses"],
         "dir": jax.config.jax_compilation_cache_dir,
         "min_seconds": jax.config.jax_persistent_cache_min_compile_time_secs,
+        "max_bytes": jax.config.jax_compilation_cache_max_size,
     }))
     """
 )
@@ -135,6 +136,7 @@ def test_a_second_process_compiles_nothing(tmp_path):
     env = {"BPGPU_JAX_CACHE": str(tmp_path / "cache"), "JAX_COMPILATION_CACHE_DIR": ""}
     first = run_child(env)
     assert first["dir"] == str(tmp_path / "cache") and first["misses"] >= 2 and first["hits"] == 0
+    assert first["max_bytes"] == jax_backend.CACHE_BYTES  # bounded on disk
     second = run_child(env)
     assert second["misses"] == 0 and second["hits"] == first["misses"]
 
@@ -145,7 +147,7 @@ def test_the_cache_is_left_alone_when_turned_off_or_chosen_by_the_program(tmp_pa
     mine = str(tmp_path / "mine")
     prologue = f"import jax; jax.config.update('jax_compilation_cache_dir', {mine!r})\n"
     chosen = run_child({"BPGPU_JAX_CACHE": str(tmp_path / "bpgpu")}, prologue)
-    assert chosen["dir"] == mine and chosen["min_seconds"] == 1.0
+    assert chosen["dir"] == mine and chosen["min_seconds"] == 1.0 and chosen["max_bytes"] == -1
     assert not (tmp_path / "bpgpu").exists()
 
 
