@@ -14,8 +14,9 @@ device on an NVIDIA GPU. What this module adds to the other backends:
 - **Compiled once per machine.** Unless the program configured JAX's persistent compilation cache
   itself, bpgpu turns it on in `~/.cache/bpgpu/jax` (or `$XDG_CACHE_HOME/bpgpu/jax`), with every
   compilation cached (XLA's GPU autotuning results go there too), so a second process compiles
-  nothing; it is kept under 1 GiB, least recently used programs going first. `BPGPU_JAX_CACHE=0`
-  leaves JAX's cache alone; `BPGPU_JAX_CACHE=/some/folder` picks the folder.
+  nothing; it is kept under 1 GiB (least recently used programs go first) where the `filelock`
+  package is installed, which JAX needs for that. `BPGPU_JAX_CACHE=0` leaves JAX's cache alone;
+  `BPGPU_JAX_CACHE=/some/folder` picks the folder.
 - **CUDA graphs for the loops.** On a CUDA GPU, XLA's command buffers (CUDA graphs) leave out
   loops by default; before JAX starts its GPU backend, bpgpu adds `WHILE` and `CONDITIONAL` to
   them by appending `--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL` to `XLA_FLAGS` (after the
@@ -209,8 +210,9 @@ def _configure() -> None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    with contextlib.suppress(AttributeError, ValueError):  # a JAX without the option: unbounded
-        jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)  # least recently used go
+    if _importable("filelock"):  # JAX needs it to evict; without it the cache stays unbounded
+        with contextlib.suppress(AttributeError, ValueError):  # a JAX without the option: unbounded
+            jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)  # least recently used go
 
 
 def xla_flags(environ: Mapping[str, str], started: bool) -> str | None:
@@ -229,7 +231,15 @@ def xla_flags(environ: Mapping[str, str], started: bool) -> str | None:
 
 
 def _has_cuda_plugin() -> bool:
-    return any(importlib.util.find_spec(name) is not None for name in CUDA_PLUGINS)
+    return any(_importable(name) for name in CUDA_PLUGINS)
+
+
+def _importable(name: str) -> bool:
+    """Whether `import name` would find a module, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent that is not a package; a module set to None
+        return False
 
 
 def load() -> JaxBackend:
