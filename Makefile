@@ -9,8 +9,9 @@ PY := $(VENV)/bin/python
 train: $(VENV)/.installed-base
 	$(VENV)/bin/bpgpu train
 
+# The whole suite on two processes (pytest-xdist, from the test extra).
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 # The benchmark harness (benchmarks/run.py) with everything it compares against (the bench extra:
 # JAX, and PyTorch's CPU build from PyTorch's own index, since PyPI's Linux wheel is the multi-GB

@@ -1,10 +1,15 @@
 """Shared fixtures: one `backend` fixture over every backend bpgpu knows.
 
 A backend that cannot run here (CuPy without a CUDA device, PyTorch not installed) is skipped with
-the reason `get_backend` gives, so the skip says exactly what is missing.
+the reason `get_backend` gives, so the skip says exactly what is missing. The run ends with one
+line per reason and its count instead of pytest's line per skipped test (`-ra`), and one line for
+everything PyTorch would run, with the command that installs its CPU build.
 """
 
 from __future__ import annotations
+
+import collections
+import importlib.util
 
 import numpy as np
 import pytest
@@ -44,3 +49,23 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, dtype: str, scale: fl
 def params(net: bpgpu.Network) -> list[np.ndarray]:
     """Every parameter of `net` on the host, weights then biases."""
     return host(net, net.weights) + host(net, net.biases)
+
+
+TORCH_CPU = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Skipped tests, one line per reason (under pytest-xdist too: the reports reach this process)."""
+    reasons: collections.Counter[str] = collections.Counter()
+    torch_missing = importlib.util.find_spec("torch") is None
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if torch_missing and ("torch" in reason.lower()):
+            reason = f"PyTorch is not installed; to run these too: .venv/bin/{TORCH_CPU}"
+        reasons[reason] += 1
+    if reasons:
+        terminalreporter.write_sep("-", f"{sum(reasons.values())} skipped, by reason")
+        for reason, count in reasons.most_common():
+            terminalreporter.write_line(f"{count:5} {reason}")

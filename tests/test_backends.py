@@ -161,6 +161,7 @@ def test_torch_not_installed(monkeypatch):
     with pytest.raises(RuntimeError, match="backend 'torch' is not available") as info:
         bpgpu.get_backend("torch")
     assert isinstance(info.value.__cause__, ImportError)
+    assert "--index-url https://download.pytorch.org/whl/cpu" in str(info.value)  # not the CUDA build
     assert "torch" not in bpgpu.available_backends()
 
 

@@ -122,7 +122,11 @@ def load() -> TorchBackend:
         torch = importlib.import_module("torch")
         xp = capturable(importlib.import_module("array_api_compat.torch"), torch)
     except Exception as exc:  # ImportError, or a broken install (missing CUDA libraries: OSError)
-        raise unavailable("torch", "install it with pip install torch", exc) from exc
+        hint = (
+            "install its CPU build with pip install torch --index-url https://download.pytorch.org/whl/cpu "
+            "(plain pip install torch brings the multi-GB CUDA build)"
+        )
+        raise unavailable("torch", hint, exc) from exc
     if torch.cuda.is_available():
         device = torch.device("cuda", torch.cuda.current_device())
     else:
