@@ -63,12 +63,14 @@ def test_auto_picks_numpy_here_unless_a_gpu_works(no_env):
 def test_auto_falls_back_to_numpy_and_says_so_once(monkeypatch, caplog, no_env):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(FakeCudaError("cudaErrorNoDevice")))
     monkeypatch.setattr(backends, "_auto_announced", False)
-    with caplog.at_level(logging.INFO, logger="bpgpu"):
+    with caplog.at_level(logging.DEBUG, logger="bpgpu"):
         assert bpgpu.get_backend("auto").name == "numpy"
         assert bpgpu.get_backend("auto").name == "numpy"
-    messages = [r.getMessage() for r in caplog.records if r.name == "bpgpu"]
-    assert len(messages) == 1
-    assert "numpy" in messages[0] and "cudaErrorNoDevice" in messages[0]
+    records = [r for r in caplog.records if r.name == "bpgpu"]
+    assert [r.levelno for r in records] == [logging.INFO, logging.DEBUG]
+    said, why = (r.getMessage() for r in records)
+    assert said == "bpgpu: no CUDA GPU: training on the CPU with NumPy"  # short, and no error in it
+    assert "cudaErrorNoDevice" in why  # the reason, for --debug and the logger
 
 
 def test_environment_variable_is_honoured(monkeypatch):

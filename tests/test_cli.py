@@ -428,3 +428,18 @@ def test_ctrl_c_before_training_says_nothing_was_saved(monkeypatch, tmp_path, ca
     assert main(["train", "--save", str(tmp_path / "m.npz")]) == 130
     assert capsys.readouterr().err == "bpgpu train: interrupted; nothing was saved\n"
     assert not list(tmp_path.iterdir())
+
+
+def test_train_on_the_cpu_says_so_in_one_short_line_and_the_reason_only_with_debug(capsys, monkeypatch):
+    from bpgpu import backends
+
+    monkeypatch.delenv("BPGPU_BACKEND", raising=False)
+    monkeypatch.setitem(sys.modules, "cupy", None)  # no CuPy here, whatever the machine has
+    monkeypatch.setattr(backends, "_auto_announced", False)
+    assert main(["train", "--epochs", "1"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "bpgpu: no CUDA GPU: training on the CPU with NumPy"
+    monkeypatch.setattr(backends, "_auto_announced", False)
+    assert main(["train", "--epochs", "1", "--debug"]) == 0
+    out = capsys.readouterr().out
+    assert "why not CuPy: backend 'cupy' is not available" in out

@@ -77,13 +77,19 @@ def get_backend(name: str | Backend | None = None) -> Backend:
 
 
 def _auto() -> Backend:
+    """CuPy when a CUDA device works, else NumPy; said once, in one short line at INFO, with the
+    reason CuPy could not run at DEBUG (`bpgpu info` and `--debug` show it)."""
     global _auto_announced
     try:
-        backend, why = _load("cupy"), "a CUDA device works"
+        backend, why = _load("cupy"), None
     except RuntimeError as exc:
-        backend, why = _load("numpy"), f"falling back to the CPU ({exc})"
+        backend, why = _load("numpy"), exc
     if not _auto_announced:
-        _log.info("bpgpu: backend 'auto' chose %s on %s: %s", backend.name, backend.device, why)
+        if why is None:
+            _log.info("bpgpu: backend 'auto' chose cupy on %s (a CUDA device works)", backend.device)
+        else:
+            _log.info("bpgpu: no CUDA GPU: training on the CPU with NumPy")
+            _log.debug("bpgpu: why not CuPy: %s", why)
         advice = routes.faster_route(backend.name, routes.torch_installed())
         if advice:
             _log.info("bpgpu: if PyTorch sees this GPU, %s", advice)

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         args.check(args)
     except ValueError as exc:  # cross-option rules, before anything is printed
         args.subparser.error(str(exc))
-    args.notes = _collect_log()
+    args.notes = _collect_log(logging.DEBUG if args.debug else logging.INFO)
     try:
         return args.run(args)
     except BrokenPipeError:  # `bpgpu train | head`: the reader has gone; stop quietly, as cat does
@@ -68,19 +68,20 @@ class _Notes(logging.Handler):
     Nothing reaches stderr this way, so an error stays the only line there.
     """
 
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
 
 
-def _collect_log() -> _Notes:
-    notes = _Notes()
+def _collect_log(level: int) -> _Notes:
+    """bpgpu's log messages from `level` up (DEBUG with --debug: also why CuPy could not run)."""
+    notes = _Notes(level)
     log = logging.getLogger("bpgpu")
     log.addHandler(notes)
-    log.setLevel(logging.INFO)
+    log.setLevel(level)
     log.propagate = False
     return notes
 
