@@ -246,9 +246,15 @@ def _labels(y: Any, xp: Any, n_rows: int, n_classes: int, name: str, rows_of: st
         y = xp.astype(y, xp.int64)  # not every library reduces unsigned types; values are checked next
     low, high = int(xp.min(y)), int(xp.max(y))
     if low < 0 or high >= n_classes:
+        one_output = (
+            f"; a network with one output takes float targets of shape ({n_rows}, 1) instead, "
+            "e.g. Y.reshape(-1, 1).astype('float32')"
+            if n_classes == 1
+            else ""
+        )
         raise ValueError(
             f"{name} must lie in [0, {n_classes}) for {n_classes} output neurons; "
-            f"got values from {low} to {high}"
+            f"got values from {low} to {high}{one_output}"
         )
     return xp.astype(y, xp.int64, copy=False)
 

@@ -22,6 +22,7 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
+from .progress import ProgressBar
 from .step import Model, Params, Step, Update, all_finite, confusion, layer_speeds, totals
 from .training import MONITORS, EpochRecord, Plan, TrainingDivergedError, train
 
@@ -252,6 +253,22 @@ class Network:
         return int(self._count_correct(x, y))
 
     @_on_device
+    def predict(self, X: Any) -> Any:
+        """The class of each row of `X` (n, sizes[0]): the output neuron with the largest activation,
+        or, for a network with one output, 1 where it is at least 0.5 and 0 elsewhere; a host
+        `numpy.ndarray` of int64, shape (n,)."""
+        x = self._x(X)
+        out = self.feedforward(x)
+        xp = self.xp
+        classes = xp.argmax(out, axis=1) if out.shape[1] > 1 else xp.astype(out[:, 0] >= 0.5, xp.int64)
+        return self.backend.to_numpy(classes).astype("int64")
+
+    def score(self, X: Any, labels: Any) -> float:
+        """The fraction of the rows of `X` that the network classifies as `labels` (n,): the
+        accuracy, `evaluate(X, labels) / n`, as a float."""
+        return self.evaluate(X, labels) / self._x(X).shape[0]
+
+    @_on_device
     def confusion_matrix(self, X: Any, labels: Any) -> Any:
         """A (k, k) int64 host `numpy.ndarray` (k = sizes[-1]) whose [i, j] counts the rows of `X`
         labelled i (`labels`, (n,)) that the network classifies as j; its diagonal sums to
@@ -326,7 +343,7 @@ class Network:
         patience: int | None = None,
         verbose: bool = False,
         callback: Callable[[EpochRecord], None] | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int], None] | bool | None = None,
         comm: Any = None,
     ) -> list[EpochRecord]:
         """Mini-batch stochastic gradient descent over `training_data = (X, Y)`.
@@ -347,7 +364,8 @@ class Network:
         All of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
         `callback` receives each, and `progress(rows_done, rows)` is called 10 to 20 times an epoch
         (after every mini-batch when an epoch has fewer than 20), each time after a whole number
-        of mini-batches, the last time with `rows_done == rows` (plain ints).
+        of mini-batches, the last time with `rows_done == rows` (plain ints); `progress=True` shows
+        the bar `bpgpu train` shows (tqdm, "epoch 3 (4/10)").
 
         Stopping (needs `evaluation_data`; judged by evaluation accuracy): `early_stopping=n` stops
         after n epochs without a better accuracy and leaves the network with the parameters of its
@@ -368,6 +386,9 @@ class Network:
 
         Returns one `EpochRecord` per epoch run. Everything is validated before the first step.
         """
+        bar = ProgressBar(check.positive_int(epochs, "epochs")) if progress is True else None
+        if isinstance(progress, bool):
+            progress = bar  # shown from the first report on; None for False
         parallel = None
         if comm is not None:
             from .distributed import DataParallel
@@ -398,19 +419,23 @@ class Network:
         if parallel is not None:
             parallel.raise_together(None)
             parallel.check_same(self, plan, self._random.shuffle_state)
-        return train(
-            self._model,
-            self.backend,
-            self._random,
-            self.weights,
-            self.biases,
-            plan,
-            commit=self._commit,
-            parallel=parallel,
-            verbose=verbose,
-            callback=callback,
-            progress=progress,
-        )
+        try:
+            return train(
+                self._model,
+                self.backend,
+                self._random,
+                self.weights,
+                self.biases,
+                plan,
+                commit=self._commit,
+                parallel=parallel,
+                verbose=verbose,
+                callback=callback,
+                progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _plan(
         self,

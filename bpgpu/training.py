@@ -105,9 +105,27 @@ class TrainingInterrupted(KeyboardInterrupt):
         self, epoch: int, rows_done: int, rows: int, history: Sequence[EpochRecord], diverged: bool = False
     ) -> None:
         note = "; it had diverged, so the network is back where the epoch began" if diverged else ""
-        super().__init__(f"interrupted in epoch {epoch} after {rows_done} of its {rows} rows{note}")
+        super().__init__(held(epoch, rows_done, rows) + note)
         self.epoch, self.rows_done, self.rows, self.history = epoch, rows_done, rows, list(history)
         self.diverged = diverged
+
+
+def held(epoch: int, rows_done: int, rows: int) -> str:
+    """In words, what a network stopped after `rows_done` of the `rows` rows of epoch `epoch` (of
+    this call, counted from 0) holds: at an epoch's end, that epoch is whole too."""
+    if rows_done >= rows:
+        return (
+            f"interrupted at the end of epoch {epoch}; the network holds {plural(epoch + 1, 'whole epoch')}"
+        )
+    whole = f"the network holds {plural(epoch, 'whole epoch')}"
+    if rows_done == 0:
+        return f"interrupted before epoch {epoch} took a step; {whole}"
+    return f"interrupted in epoch {epoch}; {whole} and {rows_done} of the {rows} rows of epoch {epoch}"
+
+
+def plural(n: int, thing: str) -> str:
+    """ "1 epoch", "2 epochs"."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 class Patience:

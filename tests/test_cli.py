@@ -283,13 +283,15 @@ def test_ctrl_c_stops_training_and_saves_exactly_what_it_says(tmp_path):
     assert process.returncode == 130, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     match = re.fullmatch(
-        r"bpgpu train: interrupted during epoch (\d+); the network holds (\d+) whole epochs?"
-        r"(?: and (\d+) of the 1199 rows of epoch \d+)?; saved it as it stands to (.+)\n",
+        r"bpgpu train: interrupted (in|at the end of|before) epoch (\d+)(?: took a step)?; the network "
+        r"holds (\d+) whole epochs?(?: and (\d+) of the 1199 rows of epoch \d+)?; "
+        r"saved it as it stands to (.+)\n",
         err,
     )
     assert match, err
-    epoch, whole, rows, saved = int(match[1]), int(match[2]), int(match[3] or 0), match[4]
-    assert saved == str(model) and whole == epoch >= 1
+    where, epoch, whole, rows, saved = match[1], int(match[2]), int(match[3]), int(match[4] or 0), match[5]
+    assert saved == str(model) and epoch >= 1
+    assert whole == (epoch + 1 if where == "at the end of" else epoch)
     # Replay: `whole` epochs, then the first `rows` rows of the next epoch's shuffle in steps of 10.
     digits = bpgpu.datasets.load_digits()
     replay = bpgpu.Network([64, 30, 10], seed=1, backend="numpy")

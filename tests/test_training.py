@@ -303,7 +303,10 @@ def test_ctrl_c_leaves_exactly_the_steps_it_reports(backend):
     stop = info.value
     assert isinstance(stop, KeyboardInterrupt)
     assert (stop.epoch, stop.rows_done, stop.rows, len(stop.history)) == (1, 20, 30, 1)
-    assert str(stop) == "interrupted in epoch 1 after 20 of its 30 rows"
+    assert (
+        str(stop)
+        == "interrupted in epoch 1; the network holds 1 whole epoch and 20 of the 30 rows of epoch 1"
+    )
 
     replay = bpgpu.Network(SIZES, backend="numpy", seed=5, dtype="float64")
     replay.SGD((X, labels), 1, 10, 0.5)
@@ -364,3 +367,19 @@ def test_an_error_from_a_callback_mid_epoch_leaves_the_last_finite_step_and_says
         assert not all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))
     if notes is not None:  # Python 3.11 and later
         assert any(expected in note for note in notes), notes
+
+
+def test_an_interruption_says_what_the_network_holds_at_an_epochs_end_start_and_middle():
+    """At the end of epoch 6 the network holds 7 whole epochs (it said "6 whole epochs and 50000 of
+    the 50000 rows of epoch 6")."""
+    assert (
+        training.held(6, 50000, 50000)
+        == "interrupted at the end of epoch 6; the network holds 7 whole epochs"
+    )
+    assert (
+        training.held(0, 0, 10) == "interrupted before epoch 0 took a step; the network holds 0 whole epochs"
+    )
+    assert training.held(2, 30, 50) == (
+        "interrupted in epoch 2; the network holds 2 whole epochs and 30 of the 50 rows of epoch 2"
+    )
+    assert str(training.TrainingInterrupted(0, 10, 10, [])).endswith("holds 1 whole epoch")

@@ -14,9 +14,10 @@ device on an NVIDIA GPU. What this module adds to the other backends:
 - **Compiled once per machine.** Unless the program configured JAX's persistent compilation cache
   itself, bpgpu turns it on in `~/.cache/bpgpu/jax` (or `$XDG_CACHE_HOME/bpgpu/jax`), with every
   compilation cached (XLA's GPU autotuning results go there too), so a second process compiles
-  nothing; it is kept under 1 GiB (least recently used programs go first) where the `filelock`
-  package is installed, which JAX needs for that. `BPGPU_JAX_CACHE=0` leaves JAX's cache alone;
-  `BPGPU_JAX_CACHE=/some/folder` picks the folder.
+  nothing. It is not bounded: JAX's eviction (`jax_compilation_cache_max_size`) races between
+  processes that share the folder (MPI ranks, parallel tests) and fails their writes, and the
+  programs are small (about 7 kB each on the CPU); delete the folder to empty it.
+  `BPGPU_JAX_CACHE=0` leaves JAX's cache alone; `BPGPU_JAX_CACHE=/some/folder` picks the folder.
 - **CUDA graphs for the loops.** On a CUDA GPU, XLA's command buffers (CUDA graphs) leave out
   loops by default; before JAX starts its GPU backend, bpgpu adds `WHILE` and `CONDITIONAL` to
   them by appending `--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL` to `XLA_FLAGS` (after the
@@ -52,7 +53,6 @@ from ._base import Backend, unavailable
 from .host import quiet_floating_point
 
 CACHE_SIZE = 64  # compiled functions kept (each is a few settings and shapes of one network)
-CACHE_BYTES = 1 << 30  # the persistent cache's bound on disk (JAX drops least recently used entries)
 CACHE_VARIABLE = "BPGPU_JAX_CACHE"  # "0": leave JAX's persistent cache alone; a path: use that folder
 COMMAND_BUFFER_VARIABLE = "BPGPU_XLA_COMMAND_BUFFERS"  # "0": leave XLA_FLAGS alone
 COMMAND_BUFFER_FLAG = "--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL"
@@ -210,9 +210,6 @@ def _configure() -> None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    if _importable("filelock"):  # JAX needs it to evict; without it the cache stays unbounded
-        with contextlib.suppress(AttributeError, ValueError):  # a JAX without the option: unbounded
-            jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)  # least recently used go
 
 
 def xla_flags(environ: Mapping[str, str], started: bool) -> str | None:

@@ -13,7 +13,8 @@ from ..activations import ACTIVATIONS
 from ..costs import COSTS
 from ..io.files import check_writable
 from ..network import INITS, REGULARIZATIONS, SCHEDULES, Network
-from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted
+from ..progress import ProgressBar
+from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted, plural
 from . import scripts
 from .scripts import EXIT_INTERRUPTED
 
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"data {source}: {', '.join(rows)} rows")
 
     history: list[EpochRecord] = []
-    bar = _ProgressBar(enabled=lead and not args.quiet and sys.stderr.isatty())
+    bar = ProgressBar(args.epochs, enabled=lead and not args.quiet and sys.stderr.isatty())
 
     def report(record: EpochRecord) -> None:
         bar.close()
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             eta_schedule=args.eta_schedule,
             patience=args.patience if args.eta_schedule else None,
             callback=report,
-            progress=bar.update,
+            progress=bar,
             comm=comm,
         )
     except TrainingInterrupted as stop:
@@ -198,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     correct, total = net.evaluate(data.test.X, data.test.y), len(data.test.y)  # the parameters kept
     stopped = f" (stopped early; kept epoch {_best_epoch(history)})" if args.early_stopping else ""
     print(
-        f"test accuracy {correct / total:.2%} ({correct} / {total}) after {_count(len(history), 'epoch')}"
+        f"test accuracy {correct / total:.2%} ({correct} / {total}) after {plural(len(history), 'epoch')}"
         f"{stopped}, {seconds:.2f} s of training"
     )
     if args.save is not None:
@@ -222,12 +223,7 @@ def _interrupted(
     """Ctrl-C: say exactly what the network holds, save it if asked, and exit with 130."""
     if not lead:
         return EXIT_INTERRUPTED
-    held = f"{_count(stop.epoch, 'whole epoch')}"
-    if stop.rows_done:
-        held += f" and {stop.rows_done} of the {stop.rows} rows of epoch {stop.epoch}"
-    message = f"bpgpu train: interrupted during epoch {stop.epoch}; the network holds {held}"
-    if stop.diverged:
-        message += f" (epoch {stop.epoch} had diverged: NaN or infinite parameters)"
+    message = f"bpgpu train: {stop}"
     if args.save is not None:
         net.save(args.save)
         message += f"; saved it as it stands to {args.save}"
@@ -236,10 +232,6 @@ def _interrupted(
         message += f"; drew the learning curves in {args.plot}"
     print(message, file=sys.stderr)
     return EXIT_INTERRUPTED
-
-
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def _best_epoch(history: list[EpochRecord]) -> int:
@@ -291,28 +283,6 @@ def _plot(history: list[EpochRecord], path: str, sizes: list[int], source: str, 
     from ..plots import plot_history
 
     plot_history(history, path, title=f"{sizes} on {source.split(' ')[0]}, {net.backend.name}")
-
-
-class _ProgressBar:
-    """A tqdm bar over one epoch's rows, shown only on a terminal; a no-op otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._enabled, self._bar, self._done = enabled, None, 0
-
-    def update(self, done: int, total: int) -> None:
-        if not self._enabled:
-            return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar, self._done = tqdm(total=total, unit="row", unit_scale=True, leave=False), 0
-        self._bar.update(done - self._done)
-        self._done = done
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def load_data(spec: str) -> tuple[Any, str]:
