@@ -60,7 +60,7 @@ def load_mnist(path: str | os.PathLike[str]) -> DataSets:
     validation split of the IDX files and the limits on what a file may announce.
     """
     path = pathlib.Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):  # False for a name the OS refuses; open_regular then says why
         return read_idx_directory(path, MAX_IDX_BYTES)
     try:
         file = open_regular(path, EXPECTED)
