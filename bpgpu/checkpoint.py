@@ -60,6 +60,7 @@ SETTINGS = (
     "seed",
     "shuffle_state",
 )
+OPTIONAL_SETTINGS = ("data",)  # written when set: the data a model was trained on (`Network.trained_on`)
 METADATA_LIMIT = 1 << 20  # bytes; the metadata of any real model is far smaller
 METADATA_DEPTH = 8  # nesting of JSON lists and objects; the shuffle state needs 3
 INT_DIGITS = 64  # the longest integer in the metadata (the shuffle state's 128-bit ones have 39)
@@ -82,6 +83,7 @@ def save(
     """
     metadata = {"format": FORMAT, "version": VERSION, "bpgpu_version": __version__}
     metadata.update((field, settings[field]) for field in SETTINGS)
+    metadata.update((f, settings[f]) for f in OPTIONAL_SETTINGS if settings.get(f) is not None)
     for kind, arrays in (("weight", weights), ("bias", biases)):  # `read` would refuse such a file
         for l, array in enumerate(arrays):
             if not np.all(np.isfinite(array)):
@@ -111,10 +113,10 @@ def read(
 ) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
     """The model saved at `path`: `(configure(settings, sizes, dtype), weights, biases)`.
 
-    `configure` receives the saved settings (every field of `SETTINGS`, unchecked but for `sizes`
-    and `dtype`, which it gets checked) and whether they are bpgpu's own (False: a foreign file's,
-    from `foreign`) before any parameter is read, and raises what invalid settings raise; that
-    becomes a `ValueError` naming the file. The parameters are host arrays
+    `configure` receives the saved settings (every field of `SETTINGS` and `OPTIONAL_SETTINGS`,
+    unchecked but for `sizes` and `dtype`, which it gets checked) and whether they are bpgpu's own
+    (False: a foreign file's, from `foreign`) before any parameter is read, and raises what invalid
+    settings raise; that becomes a `ValueError` naming the file. The parameters are host arrays
     with exactly the saved bits, checked for shape, dtype and finiteness.
 
     `foreign`: the settings (all of `SETTINGS` but sizes and dtype) for a safetensors file without
@@ -168,7 +170,7 @@ def _read_npz(
                 f"missing {_keys(missing)}, unexpected {_keys(extra)}"
             )
         try:  # all settings checked before any array is read
-            configured = configure({field: metadata[field] for field in SETTINGS}, sizes, dtype, True)
+            configured = configure(_settings(metadata), sizes, dtype, True)
         except _SETTINGS_ERRORS as exc:
             raise ValueError(f"{name}: invalid model settings: {exc}") from exc
         arrays = {
@@ -225,7 +227,7 @@ def _read_safetensors(
                 f"{entry['dtype'][:12]} {npz.shown(entry['shape'], 40)}"
             )
     try:  # all settings checked before any tensor is built
-        configured = configure({field: metadata[field] for field in SETTINGS}, sizes, dtype, native)
+        configured = configure(_settings(metadata), sizes, dtype, native)
     except _SETTINGS_ERRORS as exc:
         raise ValueError(f"{name}: invalid model settings: {exc}") from exc
     arrays = st.tensors(name, data)
@@ -314,6 +316,12 @@ def _metadata(name: str, raw: bytes) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{name}: model metadata lacks {missing}")
     return metadata
+
+
+def _settings(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What `configure` receives: every field of `SETTINGS`, and of `OPTIONAL_SETTINGS` (None when
+    the file has none)."""
+    return {field: metadata[field] for field in SETTINGS} | {f: metadata.get(f) for f in OPTIONAL_SETTINGS}
 
 
 def _int(text: str) -> int:

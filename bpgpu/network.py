@@ -138,6 +138,8 @@ class Network:
                 f"got output activation {self.output_activation!r}"
             )
         self.init = check.choice(init, "init", INITS)
+        self.trained_on: str | None = None  # saved with the model: what `bpgpu evaluate` reads
+        self._foreign = False  # loaded from weights without bpgpu's settings
         self.dtype = check.dtype_name(dtype)
         self._random = HostRandom(check.seed(seed))
         self.seed = self._random.seed
@@ -173,6 +175,7 @@ class Network:
             "dtype": self.dtype,
             "seed": self.seed,
             "shuffle_state": self._random.shuffle_state,
+            "data": self.trained_on,
         }
         to_host = self.backend.to_numpy
         checkpoint.save(path, settings, [to_host(w) for w in self.weights], [to_host(b) for b in self.biases])
@@ -585,6 +588,10 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None, **s
         )
         if native:
             net._random.shuffle_state = saved["shuffle_state"]
+        data = saved.get("data")
+        if data is not None and (not isinstance(data, str) or not 0 < len(data) <= 4096):
+            raise ValueError(f"'data' must be the name of a data set; got {check.show(data)}")
+        net.trained_on, net._foreign = data, not native
         return net
 
     net, weights, biases = checkpoint.read(path, configure, foreign)

@@ -9,6 +9,7 @@ global state, so it works without a display and inside other programs.
 from __future__ import annotations
 
 import importlib
+import io
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -28,14 +29,23 @@ def require_matplotlib() -> Any:
 
 
 def check_plot_path(path: str | os.PathLike[str]) -> None:
-    """Fail now, before any training, if matplotlib is missing or cannot write `path`'s format."""
-    figure = require_matplotlib().Figure()
+    """Fail now, before any training, if matplotlib is missing or cannot write `path`'s format: a
+    tiny figure with a title is drawn in that format, in memory (.pgf, for one, needs LaTeX)."""
+    figure = require_matplotlib().Figure(figsize=(1, 1))
     formats = figure.canvas.get_supported_filetypes()
     suffix = _format(path)
     if suffix not in formats:
         raise ValueError(
             f"cannot draw {os.fspath(path)}: format {suffix!r}; use one of {', '.join(sorted(formats))}"
         )
+    figure.add_subplot(1, 1, 1).set_title("0.5")
+    try:
+        figure.savefig(io.BytesIO(), format=suffix, dpi=10)
+    except Exception as exc:  # a program the format needs is missing (LaTeX for .pgf), and the like
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"cannot draw {os.fspath(path)}: matplotlib cannot write {suffix} here ({reason})"
+        ) from None
 
 
 def _format(path: str | os.PathLike[str]) -> str:
@@ -51,7 +61,8 @@ def plot_history(
     The format follows the file name (.png, .svg, .pdf, ...). A panel is drawn when its field is
     present in the records (`test_data` for accuracy, `monitor=("training_cost",)` for the cost,
     `monitor=("layer_speeds",)` for each layer's ‖∂C/∂b^l‖, one line per layer on a log scale, as
-    chapter 5 draws them); with none, `ValueError`. The file is written atomically.
+    chapter 5 draws them); with none, `ValueError`. Epoch ticks are whole numbers; `title`
+    defaults to "learning curves, epochs 0 to N". The file is written atomically.
     """
     records = list(history)
     if not records or not all(isinstance(r, EpochRecord) for r in records):
@@ -69,6 +80,7 @@ def plot_history(
     if not panels:
         raise ValueError("history has no test accuracy, training cost or layer speeds to plot")
     figure_module = require_matplotlib()
+    ticker = importlib.import_module("matplotlib.ticker")
     figure = figure_module.Figure(figsize=(5 * len(panels), 3.6), layout="constrained")
     epochs = [r.epoch for r in records]
     for k, (field, label) in enumerate(panels):
@@ -78,16 +90,18 @@ def plot_history(
             for l in range(layers):
                 name = "output layer" if l == layers - 1 else f"hidden layer {l + 1}"
                 axes.plot(epochs, [r.layer_speeds[l] for r in records], marker="o", markersize=3, label=name)
-            axes.set_yscale("log")
-            axes.legend(fontsize=7)
+            if any(speed > 0 for r in records for speed in r.layer_speeds):
+                axes.set_yscale("log")  # chapter 5's scale; not when every speed is 0 (nothing to show)
+            axes.legend(fontsize=7, framealpha=1.0)  # opaque: PostScript has no transparency
         else:
             values = [getattr(r, field) * (100 if field == "accuracy" else 1) for r in records]
             axes.plot(epochs, values, marker="o", markersize=3)
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole epochs only
         axes.set_ylabel(label)
-        axes.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title)
+        axes.grid(color="0.88")  # a light grey rather than transparency, which PostScript lacks
+    last = records[-1].epoch
+    figure.suptitle(title or (f"learning curves, epochs 0 to {last}" if last else "learning curves, epoch 0"))
     check_plot_path(path)
     with atomic_write(path) as file:
         figure.savefig(file, format=_format(path), dpi=120)

@@ -36,6 +36,9 @@ DEMON_SIZES = [4, 6, 5, 3]  # two hidden layers, so that δ travels back through
 DEMON_DZ = 1e-6
 
 
+WHAT_WIDTH = 60  # the longest check's name: the columns stay in line as they are printed
+
+
 @dataclass(frozen=True)
 class Check:
     backend: str
@@ -49,9 +52,8 @@ class Check:
 
     def __str__(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return (
-            f"{verdict}  {self.backend:<17} {self.what:<44} error {self.error:.1e} (limit {self.limit:.0e})"
-        )
+        what = f"{self.what:<{WHAT_WIDTH}}"
+        return f"{verdict}  {self.backend:<16} {what} error {self.error:.1e} (limit {self.limit:.0e})"
 
 
 def run_checks(names: list[str]) -> Iterator[Check]:

@@ -53,7 +53,7 @@ def largest_difference(a: bpgpu.Network, b: bpgpu.Network) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
+    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
     parser.add_argument("--epochs", type=scripts.positive_int, default=5, help="passes over the data")
     parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
     parser.add_argument(

@@ -21,7 +21,7 @@ from bpgpu.datasets import load_mnist
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
+    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
     parser.add_argument("path", help="mnist.pkl.gz, or a directory of the four IDX files")
     parser.add_argument("--epochs", type=scripts.positive_int, default=30, help="passes over the data")
     parser.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")

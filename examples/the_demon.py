@@ -18,7 +18,7 @@ from bpgpu.datasets import load_digits
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
+    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
     parser.add_argument(
         "--sizes",
         type=scripts.positive_int,

@@ -31,7 +31,7 @@ SETTINGS = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
+    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
     parser.add_argument("--epochs", type=scripts.positive_int, default=30, help="passes over the rows")
     parser.add_argument("--rows", type=scripts.positive_int, default=1000, help="training rows used")
     parser.add_argument("--eta", type=scripts.positive_float, default=0.1, help="learning rate")

@@ -88,7 +88,7 @@ def finite_difference(net: bpgpu.Network, X, Y, entries: list[tuple]) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = scripts.Parser(description=__doc__.splitlines()[0], debug=True)
+    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
     parser.add_argument(
         "--sizes", type=scripts.positive_int, nargs="+", default=[784, 30, 10], help="layer widths"
     )

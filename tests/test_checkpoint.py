@@ -170,7 +170,7 @@ def test_files_that_are_not_bpgpu_models_are_refused(tmp_path):
     other_format = tmp_path / "other.npz"
     np.savez(other_format, metadata=metadata_bytes(format="someone-else", version=1))
     for path, message in (
-        (text, "not an .npz archive"),
+        (text, "neither an .npz archive nor safetensors"),
         (foreign, "no 'metadata' entry"),
         (other_format, "format 'someone-else'"),
         (tmp_path, "is a directory"),
@@ -222,6 +222,10 @@ def test_damaged_entries_raise_value_error_saying_what_is_wrong(tmp_path, change
         ("sizes", [3] * 100_000, "those need 199999 entries, the file has 7"),  # listed cheaply
         ("shuffle_state", {"bit_generator": "MT19937"}, "shuffle state"),
         ("version", "1", "invalid format version"),
+        ("data", 7, "'data' must be the name of a data set; got 7"),
+        ("data", "", "'data' must be the name of a data set"),
+        ("data", "x" * 4097, "'data' must be the name of a data set"),
+        ("data", ["digits"], "'data' must be the name of a data set"),
     ],
 )
 def test_invalid_settings_in_the_metadata_are_refused(tmp_path, field, value, message):
@@ -375,7 +379,7 @@ def test_npy_entries_of_every_header_version_numpy_writes_load(tmp_path, version
         ({"flags": 0x1}, "'weight_0' is marked encrypted in its zip directory entry"),
         ({"flags": 0x41}, "'weight_0' is marked encrypted, strongly encrypted"),
         ({"flags": 0x20}, "'weight_0' is marked compressed patched data"),
-        ({"version": 64}, r"not an \.npz archive: zip file version 6\.4"),
+        ({"version": 64}, r"neither an \.npz archive nor safetensors: zip file version 6\.4"),
         ({"local": {"flags": 0x1}}, "'weight_0' is marked encrypted in its local zip header"),
         ({"local": {"method": 8}}, r"'weight_0' is compressed \(zip method 8\) in its local zip header"),
         ({"local": {"version": 64}}, r"'weight_0' needs zip version 6\.4 in its local zip header"),

@@ -183,7 +183,9 @@ def test_a_corrupt_model_is_one_line_in_a_real_process_and_debug_shows_the_trace
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     result = run("evaluate", str(bad))
     assert result.returncode == 1
-    assert result.stderr.startswith(f"bpgpu evaluate: error: {bad}: not a bpgpu model file (not an .npz")
+    assert result.stderr.startswith(
+        f"bpgpu evaluate: error: {bad}: not a bpgpu model file (neither an .npz archive nor safetensors"
+    )
     assert result.stderr.count("\n") == 1  # without --backend too: the backend log stays off stderr
     debug = run("evaluate", str(bad), "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ValueError" in debug.stderr

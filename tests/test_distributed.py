@@ -296,6 +296,10 @@ def test_cli_trains_under_mpiexec_and_only_rank_0_speaks(tmp_path: Path) -> None
     assert result.stdout.count("test accuracy") == 1, result.stdout
     assert result.stderr == ""
     assert bpgpu.load(model).sizes == [64, 30, 10]
+    loud = _launch(2, str(bpgpu_command), "train", "--epochs", "1", cwd=tmp_path)
+    assert loud.returncode == 0 and loud.stdout.count("data parallel: 2 ranks under mpiexec") == 1, (
+        loud.stdout
+    )
 
 
 @needs_mpi

@@ -178,6 +178,9 @@ def test_every_example_shows_each_options_default_in_its_help(name):
     result = run_example(name, "--help")
     assert result.returncode == 0, result.stderr
     assert options_without_a_default(result.stdout) == []
+    described = " ".join(result.stdout.split("\n\n")[1].split())  # after the usage: the description
+    first_paragraph = (EXAMPLES / name).read_text().split('"""')[1].split("\n\n")[0]
+    assert described == " ".join(first_paragraph.split()) and described.endswith("."), described
 
 
 @pytest.mark.parametrize(

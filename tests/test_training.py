@@ -210,6 +210,44 @@ def test_progress_reports_rows_done_after_every_mini_batch():
     assert all(type(done) is int for done, _ in calls)
 
 
+def raising_at(call, error):
+    """A progress callback that raises `error` at its `call`-th call."""
+    calls = itertools.count(1)
+
+    def progress(done, n):
+        if next(calls) == call:
+            raise error
+
+    return progress
+
+
+def test_an_error_from_a_callback_mid_epoch_leaves_the_last_whole_step_and_says_which(backend):
+    X, labels = data()
+    failed = bpgpu.Network(SIZES, backend=backend, seed=1)
+    with pytest.raises(RuntimeError, match="the callback failed") as caught:
+        failed.SGD((X, labels), 2, 5, 1.0, progress=raising_at(3, RuntimeError("the callback failed")))
+    assert caught.value.__notes__ == [
+        "bpgpu: training stopped in epoch 0; the network holds its parameters after "
+        "15 of that epoch's 30 rows"
+    ]
+    interrupted = bpgpu.Network(SIZES, backend=backend, seed=1)  # Ctrl-C at the same point: 15 rows
+    with pytest.raises(training.TrainingInterrupted, match="15 of the 30 rows of epoch 0"):
+        interrupted.SGD((X, labels), 2, 5, 1.0, progress=raising_at(3, KeyboardInterrupt()))
+    for got, want in zip(params(failed), params(interrupted), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_error_from_a_callback_after_a_diverged_step_goes_back_to_the_epochs_start(backend):
+    X, labels = data()
+    net = bpgpu.Network(SIZES, backend=backend, seed=1)
+    before = params(net)
+    with pytest.raises(RuntimeError) as caught:  # a step of this size leaves no finite parameter
+        net.SGD((X, labels), 2, 5, 1e300, progress=raising_at(3, RuntimeError("the callback failed")))
+    assert "after 0 of that epoch's 30 rows" in caught.value.__notes__[0]
+    for got, want in zip(params(net), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [

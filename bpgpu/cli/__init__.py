@@ -20,7 +20,7 @@ import os
 import sys
 
 from .. import __version__, distributed
-from . import evaluate, train
+from . import evaluate, scripts, train
 from .scripts import EXIT_ERROR, EXIT_INTERRUPTED, MISTAKES, Parser, one_line
 
 __all__ = ["main"]
@@ -29,7 +29,9 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: `sys.argv[1:]`); returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # the subcommand's own error, which can say what was meant
+        args.subparser.error(scripts.unknown_options(args.subparser, extras))
     args.debug = args.debug or args.sub_debug
     try:
         args.check(args)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        saved = getattr(args, "saved", None)
+        saved = train.saved_to(args) if args.command == "train" else None
         written = f"; saved the model to {saved}" if saved else "; nothing was saved"
         print(
             f"bpgpu {args.command}: interrupted{written if args.command == 'train' else ''}", file=sys.stderr
@@ -55,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             distributed.abort_if_launched(EXIT_ERROR, show=exc)  # under mpiexec, the others would wait
             raise
-        print(f"bpgpu {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        saved = train.saved_to(args) if args.command == "train" else None
+        also = f" (the model was saved to {saved})" if saved else ""
+        print(f"bpgpu {args.command}: error: {one_line(exc)}{also}", file=sys.stderr)
         distributed.abort_if_launched(EXIT_ERROR)  # under mpiexec, ranks without the error would wait
         return EXIT_ERROR
     finally:

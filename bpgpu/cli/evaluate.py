@@ -10,15 +10,33 @@ from importlib import metadata
 from typing import Any
 
 from .. import __version__
+from ..activations import ACTIVATIONS
 from ..backends import BACKEND_NAMES, available_backends, get_backend, routes
+from ..costs import COSTS
 from ..network import load
 from . import scripts
 from .train import DATA_HELP, load_data, writable_output
 
 
 def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
-    evaluate.add_argument("model", metavar="MODEL", help="a file written by bpgpu train --save")
-    evaluate.add_argument("--data", default="digits", help=DATA_HELP)
+    evaluate.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a file written by bpgpu train --save, or a safetensors file of weights in nn.Linear's layout",
+    )
+    evaluate.add_argument(
+        "--data", help=f"{DATA_HELP} (default: the data the model was trained on, else digits)"
+    )
+    for option, names in (
+        ("--activation", ACTIVATIONS),
+        ("--output-activation", ACTIVATIONS),
+        ("--cost", COSTS),
+    ):
+        evaluate.add_argument(
+            option,
+            choices=tuple(names),
+            help="for weights without bpgpu's settings (a PyTorch state dict): how the network computes",
+        )
     evaluate.add_argument(
         "--split", choices=("test", "validation", "train"), default="test", help="the rows to score"
     )
@@ -36,13 +54,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None:  # before any work: a typo should not cost the evaluation
         from ..plots import check_plot_path
 
-        writable_output("plot", args.plot, "picture", args.data, args.model, role="data")
+        writable_output(
+            "plot", args.plot, "picture", args.data or "digits", args.model, role="data", attempt=True
+        )
         check_plot_path(args.plot)
-    net = load(args.model, backend=args.backend)
-    data, source = load_data(args.data)
+    given = {key: getattr(args, key) for key in ("activation", "output_activation", "cost")}
+    net = load(args.model, backend=args.backend, **{k: v for k, v in given.items() if v is not None})
+    if net._foreign and given["activation"] is None:
+        raise ValueError(
+            f"{args.model} holds weights without bpgpu's settings, so how its layers compute is unknown; "
+            "say it with --activation NAME (and --output-activation NAME, --cost NAME where they differ)"
+        )
+    spec = args.data or net.trained_on or "digits"
+    data, source = load_data(spec)
     X, y = getattr(data, args.split)
     if X.shape[1] != net.sizes[0]:
-        raise ValueError(f"model {args.model} takes {net.sizes[0]} input features; {source} has {X.shape[1]}")
+        hint = (
+            ""
+            if args.data
+            else "; the model does not say what it was trained on: pass --data "
+            "(fashion-mnist, or an MNIST file, for 784 features)"
+        )
+        raise ValueError(
+            f"model {args.model} takes {net.sizes[0]} input features; {source} has {X.shape[1]}{hint}"
+        )
     classes = data.classes
     if net.sizes[-1] < len(classes):
         raise ValueError(
@@ -60,7 +95,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from ..plots import plot_confusion
 
-        title = f"{args.model}: {args.split} split of {args.data}, {correct / len(y):.1%}"
+        title = f"{args.model}: {args.split} split of {spec}, {correct / len(y):.1%}"
         plot_confusion(matrix, classes, args.plot, title=title)
         print(f"drew the confusion matrix into {args.plot}")
     return 0
@@ -68,24 +103,32 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def per_class_table(matrix: Any, classes: tuple[str, ...]) -> str:
     """Each class's accuracy: the rows of that class classified as it, of all rows of that class."""
-    width = max(len(name) for name in classes)
+    names = _row_names(classes)
     lines = ["per class (rows of the class classified as it):"]
-    for i, name in enumerate(classes):
+    for i, name in enumerate(names):
         rows, right = int(matrix[i].sum()), int(matrix[i, i])
         share = f"{right / rows:7.2%}" if rows else "      -"
-        lines.append(f"  {i:>2} {name:<{width}}  {share}  ({right} / {rows})")
+        lines.append(f"  {name}  {share}  ({right} / {rows})")
     return "\n".join(lines)
 
 
 def confusion_table(matrix: Any, classes: tuple[str, ...]) -> str:
     """The matrix as text: a row per true class (numbered and named), a column per predicted one."""
-    width = max(len(name) for name in classes)
+    names = _row_names(classes)
     cell = max(4, len(str(int(matrix.max()))) + 1)
-    head = " " * (width + 5) + "".join(f"{j:>{cell}}" for j in range(len(classes)))
+    head = " " * (len(names[0]) + 2) + "".join(f"{j:>{cell}}" for j in range(len(classes)))
     lines = ["confusion matrix (row: true class, column: predicted class):", head]
-    for i, name in enumerate(classes):
-        lines.append(f"  {i:>2} {name:<{width}}" + "".join(f"{int(v):>{cell}}" for v in matrix[i]))
+    for i, name in enumerate(names):
+        lines.append(f"  {name}" + "".join(f"{int(v):>{cell}}" for v in matrix[i]))
     return "\n".join(lines)
+
+
+def _row_names(classes: tuple[str, ...]) -> list[str]:
+    """Each class as "number name", of one width; just the number where the name is the number."""
+    if all(name == str(i) for i, name in enumerate(classes)):
+        return [f"{i:>2}" for i in range(len(classes))]
+    width = max(len(name) for name in classes)
+    return [f"{i:>2} {name:<{width}}" for i, name in enumerate(classes)]
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Callable
@@ -54,6 +55,41 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# Names users bring from other tools, and the option that does what they mean.
+ALIASES = {
+    "--lr": "--eta",
+    "--learning-rate": "--eta",
+    "--learning_rate": "--eta",
+    "--mini-batch-size": "--batch-size",
+    "--batch": "--batch-size",
+    "--epoch": "--epochs",
+    "--lambda": "--lmbda",
+    "--weight-decay": "--lmbda",
+    "--output": "--save",
+    "--out": "--save",
+}
+
+
+def unknown_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """The usage error for arguments `parser` does not know, with "did you mean" where one fits."""
+    known = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    hints = []
+    for extra in extras:
+        name = extra.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        guess = ALIASES.get(name) if ALIASES.get(name) in known else None
+        guess = guess or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.75)), None)
+        if guess:
+            hints.append(f"did you mean {guess} instead of {name}?")
+    return f"unrecognized arguments: {' '.join(extras)}" + (f"; {' '.join(hints)}" if hints else "")
+
+
+def summary(doc: str | None) -> str:
+    """A docstring's first paragraph on one line: the description a `--help` shows whole."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
 def one_line(error: BaseException) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from .. import __version__, datasets, distributed
 from ..activations import ACTIVATIONS
 from ..costs import COSTS
-from ..io.files import check_writable
+from ..io.files import check_writable, try_writable
 from ..network import INITS, REGULARIZATIONS, SCHEDULES, Network
 from ..progress import ProgressBar
 from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted, plural
@@ -132,10 +132,16 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         seed=args.seed,
     )
+    net.trained_on = args.data if args.data in ("digits", "fashion-mnist") else os.path.abspath(args.data)
     for note in args.notes.messages:
         say(note)
     say(f"bpgpu {__version__}: {net!r}")
     say(f"backend {net.backend.name} on {net.backend.device}")
+    if comm is not None:
+        say(
+            f"data parallel: {comm.Get_size()} ranks under mpiexec, each computing the gradient of its "
+            "share of every mini-batch; rank 0 reports and saves"
+        )
     watching = args.early_stopping is not None or args.eta_schedule is not None
     rows = [f"{len(data.train.y)} training", f"{len(data.test.y)} test"]
     if watching:
@@ -203,8 +209,9 @@ def run(args: argparse.Namespace) -> int:
         f"{stopped}, {seconds:.2f} s of training"
     )
     if args.save is not None:
+        args.save_before = _identity(args.save)  # a Ctrl-C or an error later asks `saved_to`
         net.save(args.save)
-        args.saved = args.save  # for a Ctrl-C after this point (see bpgpu.cli.main)
+        args.saved = args.save
         say(f"saved the model to {args.save}")
     if args.plot is not None:
         _plot(history, args.plot, sizes, source, net)
@@ -234,17 +241,42 @@ def _interrupted(
     return EXIT_INTERRUPTED
 
 
+def saved_to(args: argparse.Namespace) -> str | None:
+    """Where `train` saved the model, or None: decided by the file, so that a Ctrl-C between the
+    rename that put the new model in place and the line after it still says it was saved."""
+    if getattr(args, "saved", None):
+        return args.saved
+    if not hasattr(args, "save_before"):
+        return None
+    return args.save if _identity(args.save) != args.save_before else None
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size)
+
+
 def _best_epoch(history: list[EpochRecord]) -> int:
     return max(history, key=lambda r: (r.evaluation_accuracy, -r.epoch)).epoch
 
 
 def writable_output(
-    option: str, path: str, what: str, data: str, model: str | None = None, role: str = "training data"
+    option: str,
+    path: str,
+    what: str,
+    data: str,
+    model: str | None = None,
+    role: str = "training data",
+    attempt: bool = False,
 ) -> str:
-    """The real path of output `path` (of `--option`), after checking that it can be written and is
-    neither the data (`--data`'s file, or an IDX file of its directory) nor the `model` read."""
+    """The real path of output `path` (of `--option`), after checking that it can be written (with
+    `attempt`, by creating it, see `bpgpu.io.files.try_writable`) and is neither the data
+    (`--data`'s file, or an IDX file of its directory) nor the `model` read."""
     try:
-        real = check_writable(path, what)
+        real = (try_writable if attempt else check_writable)(path, what)
     except ValueError as exc:
         raise ValueError(f"--{option} {exc}") from None
     if data == "fashion-mnist":
@@ -270,7 +302,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
         path = getattr(args, option)
         if path is None:
             continue
-        targets[option] = writable_output(option, path, "model" if option == "save" else "picture", args.data)
+        targets[option] = writable_output(
+            option, path, "model" if option == "save" else "picture", args.data, attempt=True
+        )
     if len(targets) == 2 and targets["save"] == targets["plot"]:
         raise ValueError(f"--save and --plot name the same file {args.save}")
     if args.plot:

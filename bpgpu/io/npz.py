@@ -79,7 +79,9 @@ def open_archive(name: str) -> Iterator[Archive]:
         try:
             archive = zipfile.ZipFile(file)
         except ZIP_ERRORS as exc:
-            raise ValueError(f"{name}: not a bpgpu model file (not an .npz archive: {exc})") from exc
+            raise ValueError(
+                f"{name}: not a bpgpu model file (neither an .npz archive nor safetensors: {exc})"
+            ) from exc
         with archive:
             yield Archive(name, archive, file, os.fstat(file.fileno()).st_size)
 
