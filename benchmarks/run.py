@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--quick", action="store_true", help="W1 and W2, one repeat, one thread (about 2 minutes)"
+        "--quick", action="store_true", help="W1 and W2, one repeat, one thread (under a minute on 2 cores)"
     )
     parser.add_argument("--threads", type=int, nargs="+", help="thread counts to try (default: per workload)")
     parser.add_argument("--rows", type=int, help="override every workload's rows (for quick checks)")

@@ -1,5 +1,5 @@
-"""Every shell command the README shows (its ```sh blocks) works as written, from the root of a clone
-with the virtual environment active.
+"""Every shell command the README and docs/ show (their ```sh blocks) works as written, from the root
+of a clone with the virtual environment active, and leaves nothing that `git status` would show.
 
 The commands run in order in one scratch folder that holds `examples/` (a link to the real one),
 `.venv` (a link to the environment running the tests) and a small `mnist.pkl.gz` in the book's format
@@ -14,6 +14,7 @@ import gzip
 import os
 import pathlib
 import pickle
+import re
 import subprocess
 import sys
 
@@ -27,17 +28,27 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOT_RUN = ("pip ", "make ", "curl ", ". ")  # installing, downloading, activating
 
 
-def readme_commands() -> tuple[list[str], list[str]]:
-    """(the activation lines, the commands to run) of the README's ```sh blocks, in order."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    activation, commands = [], []
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+README_LIMIT = 15_000  # bytes: one page to read; the depth is in docs/
+
+
+def shell_lines(path: pathlib.Path) -> list[str]:
+    """The command lines of `path`'s ```sh blocks, in order, without their comments."""
+    text = path.read_text(encoding="utf-8")
+    lines = []
     for block in text.split("```sh\n")[1:]:
         for line in block.split("\n```", 1)[0].splitlines():
             command = line.split("  #", 1)[0].strip()
-            if command.startswith(". "):
-                activation.append(command)
-            elif command and not command.startswith(NOT_RUN):
-                commands.append(command)
+            if command:
+                lines.append(command)
+    return lines
+
+
+def readme_commands() -> tuple[list[str], list[str]]:
+    """(the activation lines, the commands to run) of the README's ```sh blocks and then docs/'s."""
+    lines = [line for path in [ROOT / "README.md", *DOCS] for line in shell_lines(path)]
+    activation = [line for line in lines if line.startswith(". ")]
+    commands = [line for line in lines if not line.startswith(NOT_RUN)]
     return activation, commands
 
 
@@ -90,3 +101,25 @@ def test_every_readme_command_works_as_written_after_activating(clone: pathlib.P
             continue
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
         assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    made = sorted(p.name for p in clone.iterdir() if p.name not in ("examples", ".venv"))
+    shown = subprocess.run(  # what git would show of those files in a real clone
+        ["git", "check-ignore", "--no-index", "--verbose", "--non-matching", *made],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    untracked = [line.split("\t")[-1] for line in shown.stdout.splitlines() if line.startswith("::")]
+    assert made and untracked == [], f"not in .gitignore: {untracked}"
+
+
+def test_the_readme_is_one_page_and_every_link_in_it_and_in_docs_leads_somewhere():
+    readme = ROOT / "README.md"
+    assert len(readme.read_bytes()) <= README_LIMIT
+    linked = set()
+    for path in [readme, *DOCS]:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+            linked.add((path.parent / target).resolve())
+    assert {doc.resolve() for doc in DOCS} <= linked, "every page of docs/ is linked from somewhere"
