@@ -14,6 +14,7 @@ from typing import Any
 
 import array_api_compat
 
+from ._messages import show
 from .backends import Backend
 from .backends.host import host_memory_bytes
 from .labels import one_hot
@@ -43,15 +44,6 @@ def names(value: Any, name: str, options: Sequence[str]) -> tuple[str, ...]:
 
 MAX_INT = 2**63 - 1  # counts (rows, widths, epochs) are int64 on every device
 MAX_SEED = 2**128  # numpy's SeedSequence draws 128 bits of entropy; larger seeds add nothing
-
-
-def show(value: Any) -> str:
-    """`value` for an error message; an integer too long to print (Python refuses over 4300 digits)
-    is described by its size instead."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) > 10**30:
-        return f"an integer of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def positive_int(value: Any, name: str) -> int:

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import _validation as check
+from ._messages import refuse_constant, show
 from ._version import __version__
 from .io import npz
 from .io import safetensors_file as st
@@ -157,7 +158,7 @@ def _read_npz(
             raise ValueError(f"{name}: invalid model settings: {exc}") from exc
         if len(sizes) > len(members):  # so that listing the entries it needs costs little
             raise ValueError(
-                f"{name}: entries do not match sizes {npz.shown(sizes)}: those need "
+                f"{name}: entries do not match sizes {show(sizes)}: those need "
                 f"{2 * len(sizes) - 1} entries, the file has {len(members)}"
             )
         shapes = {}
@@ -166,7 +167,7 @@ def _read_npz(
         missing, extra = shapes.keys() - members.keys(), members.keys() - {*shapes, "metadata"}
         if missing or extra:
             raise ValueError(
-                f"{name}: entries do not match sizes {npz.shown(sizes)}: "
+                f"{name}: entries do not match sizes {show(sizes)}: "
                 f"missing {_keys(missing)}, unexpected {_keys(extra)}"
             )
         try:  # all settings checked before any array is read
@@ -216,7 +217,7 @@ def _read_safetensors(
     missing, unexpected = shapes.keys() - header.keys(), header.keys() - shapes.keys()
     if missing or unexpected:
         raise ValueError(
-            f"{name}: tensors do not match sizes {npz.shown(sizes)}: "
+            f"{name}: tensors do not match sizes {show(sizes)}: "
             f"missing {_keys(missing)}, unexpected {_keys(unexpected)}"
         )
     for key, shape in shapes.items():
@@ -224,7 +225,7 @@ def _read_safetensors(
         if entry["shape"] != shape or entry["dtype"] != code:
             raise ValueError(
                 f"{name}: tensor {key!r} should be {code} {shape}, got "
-                f"{entry['dtype'][:12]} {npz.shown(entry['shape'], 40)}"
+                f"{entry['dtype'][:12]} {show(entry['shape'], 40)}"
             )
     try:  # all settings checked before any tensor is built
         configured = configure(_settings(metadata), sizes, dtype, native)
@@ -259,19 +260,19 @@ def _shape_of_layers(name: str, header: dict[str, Any]) -> dict[str, Any]:
         if len(shape) != 2 or (sizes and shape[1] != sizes[-1]):
             expected = f"({'n_out'}, {sizes[-1] if sizes else 'n_in'})"
             raise ValueError(
-                f"{name}: tensor 'layers.{l}.weight' should be {expected}, got {npz.shown(shape, 40)}"
+                f"{name}: tensor 'layers.{l}.weight' should be {expected}, got {show(shape, 40)}"
             )
         sizes = [*sizes, shape[0]] if sizes else [shape[1], shape[0]]
     codes = {entry["dtype"] for entry in header.values()}
     if len(codes) != 1 or next(iter(codes)) not in st.DTYPES:
-        raise ValueError(f"{name}: tensors must all be F32 or all F64; got {npz.shown(sorted(codes), 40)}")
+        raise ValueError(f"{name}: tensors must all be F32 or all F64; got {show(sorted(codes), 40)}")
     return {"sizes": sizes, "dtype": str(st.DTYPES[next(iter(codes))])}
 
 
 def _keys(keys: Any, limit: int = 8) -> str:
     """Sorted entry names for a message: the first `limit` of them, and how many there are."""
     names = sorted(keys)
-    listed = ", ".join(npz.shown(key, 40) for key in names[:limit])
+    listed = ", ".join(show(key, 40) for key in names[:limit])
     return f"[{listed}]" if len(names) <= limit else f"[{listed}, ... ({len(names)} in all)]"
 
 
@@ -295,17 +296,17 @@ def _parameter_header(shape: tuple[int, ...], dtype: str) -> Callable[[npz.Heade
 def _metadata(name: str, raw: bytes) -> dict[str, Any]:
     """The metadata's JSON, with its format and version checked and every field present."""
     try:  # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is what _int raises
-        metadata = json.loads(raw.decode("utf-8"), parse_int=_int, parse_constant=_constant)
+        metadata = json.loads(raw.decode("utf-8"), parse_int=_int, parse_constant=refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{name}: 'metadata' is not valid JSON ({type(exc).__name__}: {exc})") from exc
     if _too_deep(metadata):
         raise ValueError(f"{name}: 'metadata' nests lists or objects more than {METADATA_DEPTH} deep")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f"{name}: not a bpgpu model file (format {npz.shown(found)}, expected {FORMAT!r})")
+        raise ValueError(f"{name}: not a bpgpu model file (format {show(found)}, expected {FORMAT!r})")
     version = metadata.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{name}: invalid format version {npz.shown(version)}")
+        raise ValueError(f"{name}: invalid format version {show(version)}")
     if version > VERSION:
         raise ValueError(
             f"{name}: written in model format version {version} by bpgpu "
@@ -329,10 +330,6 @@ def _int(text: str) -> int:
     if digits > INT_DIGITS:
         raise ValueError(f"an integer of {digits} digits, longer than any setting ({INT_DIGITS})")
     return int(text)
-
-
-def _constant(text: str) -> float:
-    raise ValueError(f"{text} is not JSON")
 
 
 def _too_deep(value: Any) -> bool:

@@ -91,7 +91,8 @@ def test_the_gpu_check_streams_first_and_steady_epochs_and_runs_its_cpu_part_wit
     for cells in rows:
         first, steady = float(cells[2]), float(cells[3])
         assert first > 0 and steady > 0 and cells[4] == "1"
-        assert cells[7] == f"{steady / dict((r[1], float(r[3])) for r in rows)['gemm-floor']:.2f}"
+        ratio = steady / dict((r[1], float(r[3])) for r in rows)["gemm-floor"]
+        assert abs(float(cells[7]) - ratio) <= 0.005 + 2e-3 * ratio  # from the printed, rounded times
 
 
 def test_a_figure_that_has_come_is_kept_when_its_child_is_cut(tmp_path):

@@ -12,17 +12,15 @@ stream; time within two gunzips of it.
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import pickle
 import pickletools
 import struct
-import warnings
-from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
 
+from .._messages import warnings_as_errors
 from .._splits import DataSets, Split
 from .pickled_arrays import Array, Budget, RefusedError, describe, stand_ins
 from .streams import GZIP_ERRORS, gunzipped, read_up_to
@@ -83,7 +81,7 @@ class _Stream:
 def read_book_pickle(path: pathlib.Path, file: IO[bytes], max_bytes: int) -> DataSets:
     """The `DataSets` in `file` (open, gzipped, at `path`), whose pickle may gunzip to `max_bytes`."""
     try:
-        with _warnings_as_errors():
+        with warnings_as_errors():
             length = _scan(file, max_bytes)
             data = _unpickle(file, length)
     except RefusedError as exc:
@@ -139,13 +137,6 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         if (module, name) not in self.allowed:
             raise RefusedError(f"the pickle refers to {module}.{name}, which is not part of a NumPy array")
         return self.allowed[module, name]
-
-
-@contextlib.contextmanager
-def _warnings_as_errors() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
 
 
 def _checked_split(path: pathlib.Path, name: str, X: Any, y: Any) -> Split:

@@ -16,13 +16,13 @@ import dataclasses
 import math
 import os
 import struct
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import IO
 
 import numpy as np
 
+from .._messages import show, warnings_as_errors
 from .files import open_regular
 
 MAGIC = b"\x93NUMPY"
@@ -93,16 +93,16 @@ def entries(archive: Archive) -> dict[str, zipfile.ZipInfo]:
     for info in archive.zip.infolist():
         key = info.orig_filename.removesuffix(".npy")
         if key == info.orig_filename:
-            raise ValueError(f"{archive.name}: entry {shown(key)} is not named <key>.npy as in bpgpu models")
+            raise ValueError(f"{archive.name}: entry {show(key)} is not named <key>.npy as in bpgpu models")
         if key in found:
-            raise ValueError(f"{archive.name}: entry {shown(key)} appears twice")
+            raise ValueError(f"{archive.name}: entry {show(key)} appears twice")
         found[key] = info
         try:
             spanned += _span(archive, info)
         except ZIP_ERRORS as exc:
-            raise ValueError(f"{archive.name}: damaged bpgpu model file, entry {shown(key)} ({exc})") from exc
+            raise ValueError(f"{archive.name}: damaged bpgpu model file, entry {show(key)} ({exc})") from exc
         except EntryError as exc:
-            raise ValueError(f"{archive.name}: entry {shown(key)} {exc}") from None
+            raise ValueError(f"{archive.name}: entry {show(key)} {exc}") from None
     if spanned > archive.size:
         raise ValueError(
             f"{archive.name}: damaged bpgpu model file: its entries span {spanned} bytes in all, "
@@ -137,37 +137,29 @@ def read_array(archive: Archive, info: zipfile.ZipInfo, expect: Callable[[Header
             array = np.frombuffer(data, dtype=header.dtype)  # on a bytearray: writable, not a copy
             return array.reshape(header.shape, order="F" if header.fortran_order else "C")
     except EntryError as exc:
-        raise ValueError(f"{archive.name}: entry {shown(key)} {exc}") from None
+        raise ValueError(f"{archive.name}: entry {show(key)} {exc}") from None
     except ZIP_ERRORS as exc:
         raise ValueError(
-            f"{archive.name}: damaged bpgpu model file, entry {shown(key)} ({type(exc).__name__}: {exc})"
+            f"{archive.name}: damaged bpgpu model file, entry {show(key)} ({type(exc).__name__}: {exc})"
         ) from exc
 
 
 def parse_header(text: str) -> Header:
     """The `.npy` header dictionary in `text`, checked; `EntryError` says what is wrong with it."""
     try:
-        with _warnings_as_errors():  # an invalid escape in a string literal warns
+        with warnings_as_errors():  # an invalid escape in a string literal warns
             fields = ast.literal_eval(text)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, OverflowError, Warning) as exc:
         raise EntryError(f"has an .npy header that is not a Python literal ({type(exc).__name__})") from None
     if not isinstance(fields, dict) or set(fields) != {"descr", "fortran_order", "shape"}:
-        got = shown(sorted(map(repr, fields))) if isinstance(fields, dict) else type(fields).__name__
+        got = show(sorted(map(repr, fields))) if isinstance(fields, dict) else type(fields).__name__
         raise EntryError(f"has an .npy header that is not a dict of descr, fortran_order, shape: {got}")
     shape, order = fields["shape"], fields["fortran_order"]
     if not isinstance(shape, tuple) or not all(_dimension(n) for n in shape):
-        raise EntryError(f"has an .npy shape that is not a tuple of int64s ≥ 0: {shown(shape)}")
+        raise EntryError(f"has an .npy shape that is not a tuple of int64s ≥ 0: {show(shape)}")
     if not isinstance(order, bool):
-        raise EntryError(f"has an .npy fortran_order that is not True or False: {shown(order)}")
+        raise EntryError(f"has an .npy fortran_order that is not True or False: {show(order)}")
     return Header(_dtype(fields["descr"]), order, shape)
-
-
-def shown(value: object, limit: int = 80) -> str:
-    """`value`'s repr for a message, cut to `limit` characters."""
-    if isinstance(value, (list, tuple)) and len(value) > limit:  # never the repr of a forged giant
-        value = [*value[:limit], ...]
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _span(archive: Archive, info: zipfile.ZipInfo) -> int:
@@ -243,15 +235,8 @@ def _dimension(n: object) -> bool:
 def _dtype(descr: object) -> np.dtype:
     if isinstance(descr, str) and len(descr) <= 64:
         try:
-            with _warnings_as_errors():  # a deprecated alias is not what numpy.savez writes
+            with warnings_as_errors():  # a deprecated alias is not what numpy.savez writes
                 return np.dtype(descr)
         except (TypeError, ValueError, KeyError, SyntaxError, Warning):
             pass
-    raise EntryError(f"has an .npy descr that is not a NumPy dtype: {shown(descr)}")
-
-
-@contextlib.contextmanager
-def _warnings_as_errors() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
+    raise EntryError(f"has an .npy descr that is not a NumPy dtype: {show(descr)}")

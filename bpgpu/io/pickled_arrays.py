@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .._messages import show
+
 MAX_NDIM = 64  # NumPy's limit; each size is an int64
 # numpy.dtype's first argument as NumPy pickles it: kind and size, of bool, integer and float types.
 DTYPE_SPECS = frozenset(["b1", "f2", "f4", "f8"] + [f"{kind}{n}" for kind in "iu" for n in (1, 2, 4, 8)])
@@ -80,7 +82,7 @@ class Dtype:
 
     def __init__(self, spec: Any, align: Any = False, copy: Any = True) -> None:
         if not (isinstance(spec, str) and spec in DTYPE_SPECS):
-            raise RefusedError(f"numpy.dtype({shown(spec)}): only bool, integer and float types are allowed")
+            raise RefusedError(f"numpy.dtype({show(spec)}): only bool, integer and float types are allowed")
         self.dtype = np.dtype(spec)
 
     def __setstate__(self, state: Any) -> None:  # NumPy's is (3, byte order, None, None, None, -1, -1, 0)
@@ -125,7 +127,7 @@ def make_array(budget: Budget, data: Any, dtype: Any, shape: Any, order: Any) ->
     data = data.text if isinstance(data, Latin1) else data  # str: also Python 2's, read as latin-1
     kinds = isinstance(data, (str, bytes, bytearray)) and isinstance(dtype, Dtype)
     if not (kinds and _is_shape(shape) and order in ("C", "F")):
-        raise RefusedError(f"an array of {describe(data)}, {describe(dtype)}, {shown(shape)}, {shown(order)}")
+        raise RefusedError(f"an array of {describe(data)}, {describe(dtype)}, {show(shape)}, {show(order)}")
     if (size := math.prod(shape) * dtype.dtype.itemsize) != len(data):
         raise RefusedError(f"an array of shape {shape} of {dtype.dtype} takes {size} bytes; got {len(data)}")
     budget.spend(size)
@@ -144,7 +146,7 @@ def reconstruct(budget: Budget, ndarray: Global, cls: Any, shape: Any, dtype: An
 def latin1_encode(text: Any, encoding: Any) -> Latin1:
     """`_codecs.encode` as Python 3 pickles of protocol 2 use it, for bytes: latin-1 only."""
     if not (isinstance(text, str) and encoding in ("latin1", "latin-1")):
-        raise RefusedError(f"_codecs.encode of {describe(text)} to {shown(encoding)} (only latin1)")
+        raise RefusedError(f"_codecs.encode of {describe(text)} to {show(encoding)} (only latin1)")
     return Latin1(text)
 
 
@@ -177,15 +179,6 @@ def stand_ins(budget: Budget) -> dict[tuple[str, str], Global]:
         (module, name): ndarray if name == "ndarray" else Global(f"{module}.{name}", calls[name])
         for module, name in ALLOWED
     }
-
-
-def shown(value: Any) -> str:
-    """`value` for a message: short, and safe for whatever a pickle builds (deep, huge or cyclic)."""
-    if isinstance(value, (str, bytes)):
-        return repr(value[:40]) + ("..." if len(value) > 40 else "")
-    if _is_shape(value, 8) or (type(value) in (int, bool) and -(2**63) <= value < 2**63):
-        return repr(value)
-    return describe(value)
 
 
 def _is_shape(value: Any, ndim: int = MAX_NDIM) -> bool:

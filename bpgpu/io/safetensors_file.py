@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .._messages import refuse_constant
+
 HEADER_LIMIT = 1 << 20  # bytes of header JSON, as the .npz metadata; a bpgpu model's is a few kB
 MAX_DIMENSIONS = 8  # of a tensor's shape; bpgpu's have 1 or 2
 DTYPES = {"F32": np.dtype("float32"), "F64": np.dtype("float64")}  # the dtypes bpgpu reads
@@ -64,7 +66,9 @@ def header(name: str, data: bytes, parse_int: Callable[[str], int], too_deep: Ca
             f"{len(data) - 8} after the size, and a header may have at most {HEADER_LIMIT})"
         )
     try:  # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is what parse_int raises
-        parsed = json.loads(data[8 : 8 + size].decode("utf-8"), parse_int=parse_int, parse_constant=_constant)
+        parsed = json.loads(
+            data[8 : 8 + size].decode("utf-8"), parse_int=parse_int, parse_constant=refuse_constant
+        )
     except (ValueError, RecursionError) as exc:
         raise ValueError(
             f"{name}: safetensors header is not valid JSON ({type(exc).__name__}: {exc})"
@@ -99,7 +103,3 @@ def tensors(name: str, data: bytes) -> dict[str, np.ndarray]:
         return safetensors.numpy.load(data)
     except Exception as exc:  # SafetensorError, and what a forged header may make numpy raise
         raise ValueError(f"{name}: damaged safetensors file ({type(exc).__name__}: {exc})") from exc
-
-
-def _constant(text: str) -> float:
-    raise ValueError(f"{text} is not JSON")
