@@ -22,14 +22,12 @@ from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
 from .backends.host import HostRandom
 from .costs import COSTS
+from .options import INITS, REGULARIZATIONS, Layers, Training
 from .progress import ProgressBar
 from .step import Model, Params, Step, Update, all_finite, confusion, layer_speeds, totals
-from .training import MONITORS, EpochRecord, Plan, TrainingDivergedError, train
+from .training import EpochRecord, Plan, TrainingDivergedError, step_size, train
 
 Array = Any
-INITS = ("normal", "scaled")
-REGULARIZATIONS = ("l2", "l1")
-SCHEDULES = ("halve",)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -118,25 +116,10 @@ class Network:
     ) -> None:
         """Every setting of `__init__` checked and kept; no parameters yet."""
         self.sizes = check.layer_sizes(sizes)
-        self.activation = check.choice(activation, "activation", tuple(ACTIVATIONS))
-        if ACTIVATIONS[self.activation].output_only:
-            raise ValueError(
-                f"activation {activation!r} is for the output layer only (it is not elementwise); "
-                f"pass it as output_activation= and choose an elementwise activation for hidden layers"
-            )
-        self.output_activation = check.choice(
-            activation if output_activation is None else output_activation,
-            "output_activation",
-            tuple(ACTIVATIONS),
-        )
-        self.cost_name = check.choice(cost, "cost", tuple(COSTS))
+        layers = Layers(activation, output_activation, cost)
+        self.activation, self.output_activation = layers.activation, layers.output_activation
+        self.cost_name = layers.cost
         self._cost = COSTS[self.cost_name]
-        allowed = self._cost.output_activations
-        if allowed is not None and self.output_activation not in allowed:
-            raise ValueError(
-                f"cost {cost!r} needs an output activation in {allowed}; "
-                f"got output activation {self.output_activation!r}"
-            )
         self.init = check.choice(init, "init", INITS)
         self.trained_on: str | None = None  # saved with the model: what `bpgpu evaluate` reads
         self._foreign = False  # loaded from weights without bpgpu's settings
@@ -320,11 +303,7 @@ class Network:
         step = Step(self._model, Update(lmbda, n, regularization), self.xp)
         weights, biases, _ = self.backend.compile(step)(Params(self.weights, self.biases), x, y, eta)
         if not bool(all_finite([*weights, *biases], self.xp)):
-            raise TrainingDivergedError(
-                f"the step made a parameter NaN or infinite (eta={eta:g}"
-                + (f", lmbda={lmbda:g}" if lmbda else "")
-                + " is too large for this network?); the network is unchanged"
-            )
+            raise TrainingDivergedError(None, step_size(eta, lmbda), "the network is unchanged")
         self.weights, self.biases = weights, biases
 
     @_on_device
@@ -460,50 +439,49 @@ class Network:
         progress: Any,
     ) -> Plan:
         """`SGD`'s arguments validated, its data on the device: everything is checked before any step."""
-        epochs = check.positive_int(epochs, "epochs")
-        mini_batch_size = check.positive_int(mini_batch_size, "mini_batch_size")
-        eta = check.positive_real(eta, "eta")
-        lmbda = check.non_negative_real(lmbda, "lmbda")
-        regularization = check.choice(regularization, "regularization", REGULARIZATIONS)
-        momentum = check.fraction(momentum, "momentum")
-        monitor = check.names(monitor, "monitor", MONITORS)
-        if early_stopping is not None:
-            early_stopping = check.positive_int(early_stopping, "early_stopping")
-        if eta_schedule is not None:
-            eta_schedule = check.choice(eta_schedule, "eta_schedule", SCHEDULES)
-        if patience is not None and eta_schedule is None:
-            raise ValueError(
-                f"patience={check.show(patience)} applies only with eta_schedule='halve'; got no eta_schedule"
-            )
-        patience = 10 if patience is None else check.positive_int(patience, "patience")
+        options = Training(
+            epochs,
+            mini_batch_size,
+            eta,
+            lmbda,
+            regularization,
+            momentum,
+            monitor,
+            early_stopping,
+            eta_schedule,
+            patience,
+        )
         check.optional_callable(callback, "callback")
         check.optional_callable(progress, "progress")
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
         x = self._x(X, "training_data X")
         y = self._y(Y, x.shape[0], "training_data Y", "training_data X")
-        update = Update(lmbda, x.shape[0], regularization, momentum)  # n: the training rows
+        o = options
+        update = Update(o.lmbda, x.shape[0], o.regularization, o.momentum)  # n: the training rows
         test = self._labelled(test_data, "test_data")
         evaluation = self._labelled(evaluation_data, "evaluation_data")
-        watching = early_stopping is not None or eta_schedule is not None
-        if evaluation is None and (watching or any(m.startswith("evaluation") for m in monitor)):
+        monitor = o.monitor
+        if evaluation is None and (o.watching or any(m.startswith("evaluation") for m in monitor)):
             needs = [m for m in monitor if m.startswith("evaluation")]
-            needs += ["early_stopping"] * (early_stopping is not None) + ["eta_schedule"] * bool(eta_schedule)
+            needs += ["early_stopping"] * (o.early_stopping is not None) + ["eta_schedule"] * bool(
+                o.eta_schedule
+            )
             raise ValueError(f"{', '.join(needs)} need evaluation_data=(X, labels); got None")
-        if watching and "evaluation_accuracy" not in monitor:
+        if o.watching and "evaluation_accuracy" not in monitor:
             monitor = (*monitor, "evaluation_accuracy")
         return Plan(
             x,
             y,
-            epochs,
-            mini_batch_size,
-            eta,
+            o.epochs,
+            o.mini_batch_size,
+            o.eta,
             update,
             monitor,
             test,
             evaluation,
-            early_stopping,
-            eta_schedule,
-            patience,
+            o.early_stopping,
+            o.eta_schedule,
+            o.patience,
         )
 
     # ---- internals: validated device arrays only ------------------------------------------------

@@ -82,12 +82,26 @@ class TrainingDivergedError(ValueError):
 
     The network is left with the last parameters known to be finite: those it had when the epoch
     (or, for `update_mini_batch`, the step) began. `epoch` is the epoch that diverged (None for a
-    single step) and `history` holds the records of the epochs completed before it.
+    single step) and `history` holds the records of the epochs completed before it. `what` says
+    what happened and `settings` the step's size ("eta=3 with lmbda=0.5"), for callers that word the
+    rest themselves (the `bpgpu` command).
     """
 
-    def __init__(self, message: str, epoch: int | None = None, history: Sequence[EpochRecord] = ()) -> None:
-        super().__init__(message)
-        self.epoch, self.history = epoch, list(history)
+    def __init__(
+        self, epoch: int | None, settings: str, kept: str, history: Sequence[EpochRecord] = ()
+    ) -> None:
+        self.what = (
+            "the step made a parameter NaN or infinite"
+            if epoch is None
+            else f"training diverged in epoch {epoch}: a parameter or the cost became NaN or infinite"
+        )
+        super().__init__(f"{self.what} ({settings} is too large for this network?); {kept}")
+        self.epoch, self.settings, self.history = epoch, settings, list(history)
+
+
+def step_size(eta: float, lmbda: float) -> str:
+    """ "eta=3", "eta=3 with lmbda=0.5": the settings a diverged run names."""
+    return f"eta={eta:g}" + (f" with lmbda={lmbda:g}" if lmbda else "")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -382,10 +396,5 @@ def _deferred_interrupt() -> Iterator[_Interrupt]:
 
 def _diverged(epoch: int, plan: Plan, history: list[EpochRecord]) -> TrainingDivergedError:
     kept = f"after epoch {epoch - 1}" if epoch else "before training"
-    settings = f"eta={plan.eta:g}" + (f", lmbda={plan.update.lmbda:g}" if plan.update.lmbda else "")
-    return TrainingDivergedError(
-        f"training diverged in epoch {epoch}: a parameter or the cost became NaN or infinite "
-        f"({settings} is too large for this network?); the network keeps its parameters from {kept}",
-        epoch,
-        history,
-    )
+    settings = step_size(plan.eta, plan.update.lmbda)
+    return TrainingDivergedError(epoch, settings, f"the network keeps its parameters from {kept}", history)

@@ -61,7 +61,7 @@ def test_softmax_and_log_likelihood_stay_finite_when_outputs_saturate():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"cost": "log_likelihood"}, r"cost 'log_likelihood' needs an output activation in \('softmax',\)"),
+        ({"cost": "log_likelihood"}, r"cost='log_likelihood' needs an output activation in \('softmax',\)"),
         ({"cost": "log_likelihood", "output_activation": "sigmoid"}, "needs an output activation"),
         ({"cost": "cross_entropy", "output_activation": "softmax"}, r"in \('sigmoid',\)"),
         ({"cost": "cross_entropy", "output_activation": "identity"}, r"in \('sigmoid',\)"),

@@ -8,6 +8,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 import bpgpu
 
 PACKAGE = pathlib.Path(bpgpu.__file__).parent
@@ -144,3 +146,18 @@ def test_no_module_below_the_cli_imports_the_package_itself():
                     if not PACKAGE.joinpath(*base, a.name).with_suffix(".py").exists()
                 ]
                 assert base or not names, f"{path.relative_to(PACKAGE)} imports {names} from the package"
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    ["applies only with", "needs an output activation", "diverged in epoch", "PATIENCE = ", "is not JSON"],
+)
+def test_each_rule_and_message_is_written_once(fragment):
+    """The command line and the library share the rule (bpgpu.options, bpgpu.training) rather than
+    each restating it."""
+    places = [
+        f"{path.relative_to(PACKAGE)}"
+        for path in PACKAGE.rglob("*.py")
+        for _ in range(path.read_text(encoding="utf-8").count(fragment))
+    ]
+    assert len(places) == 1, places

@@ -56,7 +56,7 @@ def assert_unchanged(net, before):
             ValueError,
             r"needs an output activation in \('sigmoid',\).*'relu'",
         ),
-        ({"cost": "cross_entropy", "output_activation": "tanh"}, ValueError, "output activation 'tanh'"),
+        ({"cost": "cross_entropy", "output_activation": "tanh"}, ValueError, "output_activation='tanh'"),
         ({"dtype": "float16"}, ValueError, "dtype must be one of 'float32', 'float64'; got 'float16'"),
         ({"dtype": "int64"}, ValueError, "dtype must be one of"),
         ({"seed": -1}, ValueError, "seed must be None or a non-negative integer; got -1"),

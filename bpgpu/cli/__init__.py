@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.check(args)
     except ValueError as exc:  # cross-option rules, before anything is printed
-        args.subparser.error(str(exc))
+        args.subparser.error(scripts.in_option_terms(str(exc), args.subparser))
     args.notes = _collect_log(logging.DEBUG if args.debug else logging.INFO)
     try:
         return args.run(args)

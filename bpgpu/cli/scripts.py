@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -85,6 +86,16 @@ def unknown_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
         if guess:
             hints.append(f"did you mean {guess} instead of {name}?")
     return f"unrecognized arguments: {' '.join(extras)}" + (f"; {' '.join(hints)}" if hints else "")
+
+
+def in_option_terms(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message about keywords (`eta_schedule='halve'`) in the command's terms
+    (`--eta-schedule 'halve'`): each `name=` that is one of `parser`'s options becomes `--name `."""
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and option[2:].replace("-", "_") == action.dest:
+                message = re.sub(rf"\b{re.escape(action.dest)}=", f"{option} ", message)
+    return message
 
 
 def summary(doc: str | None) -> str:

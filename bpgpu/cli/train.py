@@ -12,7 +12,8 @@ from .. import __version__, datasets, distributed
 from ..activations import ACTIVATIONS
 from ..costs import COSTS
 from ..io.files import check_writable, try_writable
-from ..network import INITS, REGULARIZATIONS, SCHEDULES, Network
+from ..network import Network
+from ..options import INITS, PATIENCE, REGULARIZATIONS, SCHEDULES, Layers, Training
 from ..progress import ProgressBar
 from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted, plural
 from . import scripts
@@ -23,7 +24,6 @@ DATA_HELP = (
     "Nielsen's mnist.pkl.gz, or a directory of the four MNIST IDX files"
 )
 HIDDEN_ACTIVATIONS = tuple(name for name, a in ACTIVATIONS.items() if not a.output_only)
-PATIENCE = 10
 
 
 def add_arguments(train: argparse.ArgumentParser) -> None:
@@ -94,16 +94,20 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Options that are each well-formed but do not go together: a usage error, before anything runs."""
-    if args.patience is not None and args.eta_schedule is None:
-        raise ValueError("--patience applies only with --eta-schedule halve")
-    output = args.output_activation or args.activation
-    allowed = COSTS[args.cost].output_activations
-    if allowed is not None and output not in allowed:
-        given = "--output-activation" if args.output_activation else "--activation (no --output-activation)"
-        raise ValueError(
-            f"--cost {args.cost} needs --output-activation {' or '.join(allowed)}; got {output} from {given}"
-        )
+    """Options that are each well-formed but do not go together: the library's own rules (its
+    `ValueError` becomes a usage error), before anything runs."""
+    Layers(args.activation, args.output_activation, args.cost)
+    Training(
+        args.epochs,
+        args.batch_size,
+        args.eta,
+        args.lmbda,
+        args.regularization,
+        args.momentum,
+        early_stopping=args.early_stopping,
+        eta_schedule=args.eta_schedule,
+        patience=args.patience,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,11 +191,8 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         return _interrupted(args, stop, lead, net, sizes, source)
     except TrainingDivergedError as error:
-        settings = f"--eta {args.eta:g}" + (f" with --lmbda {args.lmbda:g}" if args.lmbda else "")
-        message = (
-            f"training diverged in epoch {error.epoch}: a parameter or the cost became NaN or infinite; "
-            f"{settings} is too large for this network (nothing was saved)"
-        )
+        settings = scripts.in_option_terms(error.settings, args.subparser)
+        message = f"{error.what}; {settings} is too large for this network (nothing was saved)"
         if comm is None:
             raise ValueError(message) from error
         if lead:  # under mpiexec every rank diverged in the same epoch: one line, and no abort
