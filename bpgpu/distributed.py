@@ -118,6 +118,15 @@ class DataParallel:
             offset += count
         return parts[: len(nabla_b)], parts[len(nabla_b) :]
 
+    def step(self, step: Any, params: Any, x: Any, y: Any, rows: Any, eta: float) -> Any:
+        """One data-parallel step of `step` (a `bpgpu.step.Step`) over the mini-batch `rows` (indices
+        into `x` and `y`): this rank's share of the gradient, one all-reduce, the update."""
+        xp, mine = step.xp, rows[slice(*self.share(rows.shape[0]))]
+        gradient, apply = self.backend.compile(step.gradient), self.backend.compile(step.apply)
+        count = rows.shape[0]
+        nabla_b, nabla_w = gradient(params, xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), eta, count)
+        return apply(params, self.sum_across_ranks(nabla_b, nabla_w), eta)
+
     def check_same(self, net: Any, plan: Any, shuffle_state: dict[str, Any]) -> None:
         """Raise `ValueError` on every rank unless all ranks train the same network on the same data.
 

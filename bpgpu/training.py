@@ -10,25 +10,23 @@ every parameter is still finite) reach the host in one transfer.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import interrupts, stopping
 from . import step as steps
 from .backends import Backend
 from .backends.host import HostRandom
+from .interrupts import TrainingInterrupted
 from .step import MONITORS, Metrics, Model, Params, Step, Update, all_finite
 
 Array = Any
 __all__ = [
     "MONITORS",
     "EpochRecord",
-    "Patience",
     "Plan",
     "TrainingDivergedError",
     "TrainingInterrupted",
@@ -104,75 +102,6 @@ def step_size(eta: float, lmbda: float) -> str:
     return f"eta={eta:g}" + (f" with lmbda={lmbda:g}" if lmbda else "")
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (KeyboardInterrupt) during `Network.SGD`, raised once the network holds a whole step.
-
-    The network's parameters are exactly those after `rows_done` of the `rows` training rows of
-    epoch `epoch` (0 ≤ rows_done ≤ rows; rows_done = 0 means the epoch had not taken a step);
-    `history` holds the records of the completed epochs. It is a `KeyboardInterrupt`, so code that
-    catches that still does. `diverged`: the epoch's steps had already made a parameter NaN or
-    infinite, so the network was put back where the epoch began (rows_done = 0), as when an epoch
-    diverges without an interrupt.
-    """
-
-    def __init__(
-        self, epoch: int, rows_done: int, rows: int, history: Sequence[EpochRecord], diverged: bool = False
-    ) -> None:
-        note = "; it had diverged, so the network is back where the epoch began" if diverged else ""
-        super().__init__(held(epoch, rows_done, rows) + note)
-        self.epoch, self.rows_done, self.rows, self.history = epoch, rows_done, rows, list(history)
-        self.diverged = diverged
-
-
-def held(epoch: int, rows_done: int, rows: int) -> str:
-    """In words, what a network stopped after `rows_done` of the `rows` rows of epoch `epoch` (of
-    this call, counted from 0) holds: at an epoch's end, that epoch is whole too."""
-    if rows_done >= rows:
-        return (
-            f"interrupted at the end of epoch {epoch}; the network holds {plural(epoch + 1, 'whole epoch')}"
-        )
-    whole = f"the network holds {plural(epoch, 'whole epoch')}"
-    if rows_done == 0:
-        return f"interrupted before epoch {epoch} took a step; {whole}"
-    return f"interrupted in epoch {epoch}; {whole} and {rows_done} of the {rows} rows of epoch {epoch}"
-
-
-def plural(n: int, thing: str) -> str:
-    """ "1 epoch", "2 epochs"."""
-    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
-
-
-class Patience:
-    """Early stopping and the halving schedule of chapter 3, judged by evaluation accuracy (host side).
-
-    `update(accuracy)` after each epoch returns `(improved, stop)`. Improvement means a strictly
-    better accuracy than every earlier epoch. `early_stopping=n` stops after n epochs in a row
-    without one; `schedule="halve"` halves `eta` after `patience` such epochs (counting again from
-    the halving) and stops when `eta` would fall below its first value / 128.
-    """
-
-    def __init__(self, early_stopping: int | None, schedule: str | None, patience: int, eta: float) -> None:
-        self.early_stopping, self.schedule, self.patience = early_stopping, schedule, patience
-        self.eta, self.floor = eta, eta / 128
-        self.best: float | None = None
-        self.since_best = self.since_change = 0
-
-    def update(self, accuracy: float) -> tuple[bool, bool]:
-        improved = self.best is None or accuracy > self.best
-        if improved:
-            self.best, self.since_best, self.since_change = accuracy, 0, 0
-            return True, False
-        self.since_best += 1
-        self.since_change += 1
-        if self.early_stopping is not None and self.since_best >= self.early_stopping:
-            return False, True
-        if self.schedule == "halve" and self.since_change >= self.patience:
-            self.eta, self.since_change = self.eta / 2, 0
-            if self.eta < self.floor:
-                return False, True
-        return False, False
-
-
 @dataclass(frozen=True)
 class Plan:
     """What `Network.SGD` was asked to do, validated: device data and settings."""
@@ -224,8 +153,8 @@ def train(
     data = ((x, y), plan.evaluation, plan.test)
     full, last = divmod(n, batch)  # whole mini-batches, and the rows of a short last one
     per_call = backend.steps_per_call(full)
-    watching = plan.early_stopping is not None or plan.eta_schedule is not None
-    tracker = Patience(plan.early_stopping, plan.eta_schedule, plan.patience, plan.eta) if watching else None
+    rule = stopping.rule_for(plan.early_stopping, plan.eta_schedule, plan.patience)
+    watched, rate = (None if rule is None else rule.init(plan.eta)), plan.eta
     params = (backend.compile(step.start) if update.momentum else step.start)(weights, biases)
     best = began = (params.weights, params.biases)
     stream = random.shuffle_state
@@ -243,12 +172,11 @@ def train(
         return new
 
     try:
-        with _deferred_interrupt() as interrupt:
+        with interrupts.deferred() as interrupt:
             for epoch in range(plan.epochs):
                 began_at = time.perf_counter()
                 began, stream = (params.weights, params.biases), random.shuffle_state
                 state = (*began, epoch, 0)
-                rate = plan.eta if tracker is None else tracker.eta
                 order = backend.asarray(random.permutation(n))
                 if parallel is None:
                     done = 0
@@ -264,9 +192,7 @@ def train(
                 else:
                     for k in range(0, n, batch):
                         end = min(k + batch, n)
-                        params = advance(
-                            _parallel_step(step, parallel, params, x, y, order, k, end, rate), epoch, end
-                        )
+                        params = advance(parallel.step(step, params, x, y, order[k:end], rate), epoch, end)
                 values, finite = measure(params, data)
                 if not finite:  # back to where the epoch began, shuffle stream included
                     state = (*began, epoch, 0)
@@ -278,11 +204,12 @@ def train(
                     print(record, flush=True)
                 if callback is not None:
                     callback(record)
-                if tracker is not None:
-                    improved, stop = tracker.update(record.evaluation_accuracy)
-                    if improved:
+                if rule is not None:
+                    verdict, watched = rule.update(record.evaluation_accuracy, watched)
+                    rate = verdict.eta
+                    if verdict.improved:
                         best = (params.weights, params.biases)
-                    if stop:
+                    if verdict.stop:
                         interrupt.check()  # a Ctrl-C during this last epoch still counts
                         break
                 interrupt.check()
@@ -317,18 +244,6 @@ def train(
     return history
 
 
-def _parallel_step(
-    step: Step, parallel: Any, params: Params, x: Array, y: Array, order: Array, k: int, end: int, eta: float
-) -> Params:
-    """One data-parallel step: this rank's part of rows k:end of `order`, one all-reduce, the update."""
-    xp = step.xp
-    mine = order[k:end][slice(*parallel.share(end - k))]
-    gradient = parallel.backend.compile(step.gradient)
-    apply = parallel.backend.compile(step.apply)
-    nabla_b, nabla_w = gradient(params, xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), eta, end - k)
-    return apply(params, parallel.sum_across_ranks(nabla_b, nabla_w), eta)
-
-
 class _Measure:
     """The epoch's numbers: `Metrics` compiled by the backend, brought to the host in one transfer."""
 
@@ -352,46 +267,6 @@ class _Measure:
         if test is not None:
             values["correct"], values["total"] = int(values["correct"]), test[0].shape[0]
         return values, finite
-
-
-class _Interrupt:
-    """A Ctrl-C noted during training, acted on at the next whole step (see `_deferred_interrupt`)."""
-
-    def __init__(self) -> None:
-        self.pending = False
-
-    def check(self) -> None:
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[_Interrupt]:
-    """While training, a first Ctrl-C (SIGINT) is noted and raised as `KeyboardInterrupt` once the
-    network holds a whole step (after the call of `run_steps` that is running); a second one is
-    raised at once. Only in the main thread and only over Python's own handler: a program's own
-    SIGINT handler, or training in another thread, is left alone.
-    """
-    interrupt = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupt
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
-        yield interrupt
-        return
-
-    def note(signum: int, frame: Any) -> None:
-        if interrupt.pending:
-            raise KeyboardInterrupt
-        interrupt.pending = True
-
-    signal.signal(signal.SIGINT, note)
-    try:
-        yield interrupt
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _diverged(epoch: int, plan: Plan, history: list[EpochRecord]) -> TrainingDivergedError:

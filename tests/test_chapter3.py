@@ -15,8 +15,8 @@ import pytest
 from conftest import assert_close, host, params
 
 import bpgpu
+from bpgpu import stopping
 from bpgpu.datasets import load_digits
-from bpgpu.training import Patience
 
 SIZES = [6, 8, 5, 4]
 
@@ -187,19 +187,37 @@ def test_monitored_costs_include_the_penalty():
 # ---- stopping rules ---------------------------------------------------------------------------------
 
 
-def test_patience_halves_eta_and_stops_below_a_128th():
-    rule = Patience(None, "halve", patience=2, eta=1.0)
-    steps = [(*rule.update(acc), rule.eta) for acc in [0.5, 0.6, 0.6, 0.55]]
-    assert steps == [(True, False, 1.0), (True, False, 1.0), (False, False, 1.0), (False, False, 0.5)]
-    assert rule.update(0.7) == (True, False) and rule.eta == 0.5  # improving resets the count
-    outcomes = [rule.update(0.1) for _ in range(14)]
-    assert rule.eta == 1 / 256 and outcomes[-1] == (False, True)  # 1/256 < 1/128: stop
-    assert not any(stop for _, stop in outcomes[:-1])
+def run_rule(rule, eta, accuracies):
+    """(improved, stop, eta) after each accuracy, the rule's state carried from one to the next."""
+    state, verdicts = rule.init(eta), []
+    for accuracy in accuracies:
+        verdict, state = rule.update(accuracy, state)
+        verdicts.append(tuple(verdict))
+    return verdicts
 
 
-def test_patience_stops_after_n_epochs_without_improvement():
-    rule = Patience(3, None, patience=10, eta=0.5)
-    assert [rule.update(a)[1] for a in (0.5, 0.4, 0.5, 0.45)] == [False, False, False, True]
+def test_halving_halves_eta_and_stops_below_a_128th():
+    verdicts = run_rule(stopping.halving(2), 1.0, [0.5, 0.6, 0.6, 0.55, 0.7] + [0.1] * 14)
+    assert verdicts[:4] == [(True, False, 1.0), (True, False, 1.0), (False, False, 1.0), (False, False, 0.5)]
+    assert verdicts[4] == (True, False, 0.5)  # improving resets the count
+    assert verdicts[-1] == (False, True, 1 / 256)  # 1/256 < 1/128: stop
+    assert not any(stop for _, stop, _ in verdicts[:-1])
+
+
+def test_early_stopping_stops_after_n_epochs_without_improvement():
+    verdicts = run_rule(stopping.early_stopping(3), 0.5, (0.5, 0.4, 0.5, 0.45))
+    assert [stop for _, stop, _ in verdicts] == [False, False, False, True]
+    assert {eta for _, _, eta in verdicts} == {0.5}
+
+
+def test_both_rules_chained_stop_when_either_does_and_halve_as_halving_alone():
+    accuracies = [0.5, 0.4, 0.4, 0.6, 0.3, 0.3, 0.3]
+    both = run_rule(stopping.rule_for(3, "halve", 2), 1.0, accuracies)
+    alone = run_rule(stopping.halving(2), 1.0, accuracies)
+    stops = [stop for _, stop, _ in run_rule(stopping.early_stopping(3), 1.0, accuracies)]
+    assert [v[0] for v in both] == [v[0] for v in alone] and [v[2] for v in both] == [v[2] for v in alone]
+    assert [v[1] for v in both] == [a or b for a, (_, b, _) in zip(stops, alone, strict=True)]
+    assert stopping.rule_for(None, None, 10) is None
 
 
 def test_early_stopping_stops_and_restores_the_best_epochs_parameters():
@@ -234,12 +252,10 @@ def test_the_halving_schedule_changes_the_rate_sgd_uses():
     assert etas[0] == 2.0 and all(b in (a, a / 2) for a, b in itertools.pairwise(etas))
     assert min(etas) < 2.0
     # Replay the rule on the recorded accuracies: it gives the same rates and the same stop.
-    rule, replay = Patience(None, "halve", 1, 2.0), []
-    for r in history:
-        replay.append(rule.eta)
-        if rule.update(r.evaluation_accuracy)[1]:
-            break
-    assert replay == etas
+    rule, replay = stopping.halving(1), [2.0]
+    verdicts = run_rule(rule, 2.0, [r.evaluation_accuracy for r in history])
+    replay += [eta for _, _, eta in verdicts[:-1]]
+    assert replay == etas and verdicts[-1][1]  # the last epoch is where the rule stopped
 
 
 # ---- bad options --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_close, host, params
 
 import bpgpu
-from bpgpu import training
+from bpgpu import interrupts, training
 from bpgpu.datasets import load_digits
 from bpgpu.training import MONITORS
 
@@ -411,13 +411,14 @@ def test_an_interruption_says_what_the_network_holds_at_an_epochs_end_start_and_
     """At the end of epoch 6 the network holds 7 whole epochs (it said "6 whole epochs and 50000 of
     the 50000 rows of epoch 6")."""
     assert (
-        training.held(6, 50000, 50000)
+        interrupts.held(6, 50000, 50000)
         == "interrupted at the end of epoch 6; the network holds 7 whole epochs"
     )
     assert (
-        training.held(0, 0, 10) == "interrupted before epoch 0 took a step; the network holds 0 whole epochs"
+        interrupts.held(0, 0, 10)
+        == "interrupted before epoch 0 took a step; the network holds 0 whole epochs"
     )
-    assert training.held(2, 30, 50) == (
+    assert interrupts.held(2, 30, 50) == (
         "interrupted in epoch 2; the network holds 2 whole epochs and 30 of the 50 rows of epoch 2"
     )
     assert str(training.TrainingInterrupted(0, 10, 10, [])).endswith("holds 1 whole epoch")

@@ -11,11 +11,12 @@ from typing import Any
 from .. import __version__, datasets, distributed
 from ..activations import ACTIVATIONS
 from ..costs import COSTS
+from ..interrupts import plural
 from ..io.files import check_writable, try_writable
 from ..network import Network
 from ..options import INITS, PATIENCE, REGULARIZATIONS, SCHEDULES, Layers, Training
 from ..progress import ProgressBar
-from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted, plural
+from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted
 from . import scripts
 from .scripts import EXIT_INTERRUPTED
 
