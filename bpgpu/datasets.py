@@ -19,7 +19,7 @@ from importlib import resources
 
 import numpy as np
 
-from ._splits import DIGITS, DataSets, Split
+from .dataset_types import DIGITS, DataSets, Split
 from .io.idx import NAMES as IDX_NAMES
 from .io.idx import read_idx_directory
 from .mnist import MAX_IDX_BYTES, load_mnist

@@ -127,15 +127,15 @@ class DataParallel:
         nabla_b, nabla_w = gradient(params, xp.take(x, mine, axis=0), xp.take(y, mine, axis=0), eta, count)
         return apply(params, self.sum_across_ranks(nabla_b, nabla_w), eta)
 
-    def check_same(self, net: Any, plan: Any, shuffle_state: dict[str, Any]) -> None:
+    def check_same(self, net: Any, job: Any, shuffle_state: dict[str, Any]) -> None:
         """Raise `ValueError` on every rank unless all ranks train the same network on the same data.
 
         Compares, by one collective (an allgather of a small dict), the network's settings, seed,
         shuffle state and parameter sums; the data's shapes and (whole data only) sums; and the
-        hyper-parameters of `plan` (a `training.Plan`), including the evaluation data that early
+        hyper-parameters of `job` (a `training.TrainingJob`), including the evaluation data that early
         stopping and the eta schedule judge. `shuffle_state` is the network's host shuffle stream's.
         """
-        x, y, update, evaluation = plan.x, plan.y, plan.update, plan.evaluation
+        x, y, update, evaluation = job.x, job.y, job.update, job.evaluation
         exact: dict[str, Any] = {
             "sizes": list(net.sizes),
             "activation": (net.activation, net.output_activation),
@@ -146,13 +146,13 @@ class DataParallel:
             "seed": net.seed,
             "shuffle state": _digest(shuffle_state),
             "training data shape": (tuple(x.shape), tuple(y.shape)),
-            "epochs": plan.epochs,
-            "mini_batch_size": plan.mini_batch_size,
-            "eta": plan.eta,
+            "epochs": job.epochs,
+            "mini_batch_size": job.mini_batch_size,
+            "eta": job.eta,
             "lmbda, regularization, momentum": (update.lmbda, update.regularization, update.momentum),
-            "monitor": tuple(plan.monitor),
-            "early_stopping": plan.early_stopping,
-            "eta_schedule, patience": (plan.eta_schedule, plan.patience),
+            "monitor": tuple(job.monitor),
+            "early_stopping": job.early_stopping,
+            "eta_schedule, patience": (job.eta_schedule, job.patience),
             "shard": self.shard,
         }
         groups = {"parameters": [*net.weights, *net.biases]}

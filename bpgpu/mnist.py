@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-from ._splits import DataSets
+from .dataset_types import DataSets
 from .io.book_pickle import MAX_OPCODES as MAX_PICKLE_OPCODES
 from .io.book_pickle import read_book_pickle
 from .io.files import open_regular

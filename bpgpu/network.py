@@ -25,7 +25,7 @@ from .costs import COSTS
 from .options import INITS, REGULARIZATIONS, Layers, Training
 from .progress import ProgressBar
 from .step import Model, Params, Step, Update, all_finite, confusion, layer_speeds, totals
-from .training import EpochRecord, Plan, TrainingDivergedError, step_size, train
+from .training import EpochRecord, TrainingDivergedError, TrainingJob, step_size, train
 
 Array = Any
 F = TypeVar("F", bound=Callable[..., Any])
@@ -377,7 +377,7 @@ class Network:
 
             parallel = DataParallel(comm, self.backend)
         try:
-            plan = self._plan(
+            job = self._job(
                 training_data,
                 test_data,
                 evaluation_data,
@@ -400,7 +400,7 @@ class Network:
             parallel.raise_together(error)  # every rank ends, none waits in a collective
         if parallel is not None:
             parallel.raise_together(None)
-            parallel.check_same(self, plan, self._random.shuffle_state)
+            parallel.check_same(self, job, self._random.shuffle_state)
         try:
             return train(
                 self._model,
@@ -408,7 +408,7 @@ class Network:
                 self._random,
                 self.weights,
                 self.biases,
-                plan,
+                job,
                 commit=self._commit,
                 parallel=parallel,
                 verbose=verbose,
@@ -419,7 +419,7 @@ class Network:
             if bar is not None:
                 bar.close()
 
-    def _plan(
+    def _job(
         self,
         training_data: Any,
         test_data: Any,
@@ -437,7 +437,7 @@ class Network:
         patience: Any,
         callback: Any,
         progress: Any,
-    ) -> Plan:
+    ) -> TrainingJob:
         """`SGD`'s arguments validated, its data on the device: everything is checked before any step."""
         options = Training(
             epochs,
@@ -469,7 +469,7 @@ class Network:
             raise ValueError(f"{', '.join(needs)} need evaluation_data=(X, labels); got None")
         if o.watching and "evaluation_accuracy" not in monitor:
             monitor = (*monitor, "evaluation_accuracy")
-        return Plan(
+        return TrainingJob(
             x,
             y,
             o.epochs,

@@ -2,7 +2,7 @@
 training run can end early: diverging, and Ctrl-C.
 
 The loop works on plain data: a `step.Model`, the parameters, the host's random streams and a
-validated `Plan`. It hands the pure `step.Step` and `step.Metrics` to the backend, which may compile
+validated `TrainingJob`. It hands the pure `step.Step` and `step.Metrics` to the backend, which may compile
 them (`Backend.compile`, `Backend.run_steps`), and gives every new set of parameters back through
 `commit`; it knows nothing of `Network`. An epoch's numbers (`step.Metrics`, with one flag: whether
 every parameter is still finite) reach the host in one transfer.
@@ -27,9 +27,9 @@ Array = Any
 __all__ = [
     "MONITORS",
     "EpochRecord",
-    "Plan",
     "TrainingDivergedError",
     "TrainingInterrupted",
+    "TrainingJob",
     "train",
 ]
 
@@ -103,7 +103,7 @@ def step_size(eta: float, lmbda: float) -> str:
 
 
 @dataclass(frozen=True)
-class Plan:
+class TrainingJob:
     """What `Network.SGD` was asked to do, validated: device data and settings."""
 
     x: Array
@@ -126,7 +126,7 @@ def train(
     random: HostRandom,
     weights: Sequence[Array],
     biases: Sequence[Array],
-    plan: Plan,
+    job: TrainingJob,
     *,
     commit: Callable[[list[Array], list[Array]], None],
     parallel: Any = None,
@@ -134,7 +134,7 @@ def train(
     callback: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[EpochRecord]:
-    """`Network.SGD`'s loop over epochs and mini-batches, on a validated `plan` (see `SGD`'s docstring).
+    """`Network.SGD`'s loop over epochs and mini-batches, on a validated `job` (see `SGD`'s docstring).
 
     Starts from `weights` and `biases` and hands every new whole set of parameters to `commit`, so
     that the caller holds a whole step at every moment: after each call of the backend's
@@ -142,19 +142,19 @@ def train(
     epoch's start when a diverging epoch or a cut-short compiled call leaves nothing better).
     `random` supplies the shuffles (and is put back to where an epoch began when it diverges).
     """
-    x, y, batch = plan.x, plan.y, plan.mini_batch_size
+    x, y, batch = job.x, job.y, job.mini_batch_size
     xp, n, history = backend.xp, x.shape[0], []
-    update = plan.update
+    update = job.update
     if parallel is not None:  # sharded data: n is every rank's rows together
         update = update._replace(n=parallel.total_rows(n))
     step = Step(model, update, xp)
-    metrics = Metrics(model, update, plan.monitor, plan.test is not None, xp, steps.CHUNK_ROWS)
-    measure = _Measure(backend, metrics)
-    data = ((x, y), plan.evaluation, plan.test)
+    metrics = Metrics(model, update, job.monitor, job.test is not None, xp, steps.CHUNK_ROWS)
+    measure = _EpochNumbers(backend, metrics)
+    data = ((x, y), job.evaluation, job.test)
     full, last = divmod(n, batch)  # whole mini-batches, and the rows of a short last one
     per_call = backend.steps_per_call(full)
-    rule = stopping.rule_for(plan.early_stopping, plan.eta_schedule, plan.patience)
-    watched, rate = (None if rule is None else rule.init(plan.eta)), plan.eta
+    rule = stopping.rule_for(job.early_stopping, job.eta_schedule, job.patience)
+    watched, rate = (None if rule is None else rule.init(job.eta)), job.eta
     params = (backend.compile(step.start) if update.momentum else step.start)(weights, biases)
     best = began = (params.weights, params.biases)
     stream = random.shuffle_state
@@ -173,7 +173,7 @@ def train(
 
     try:
         with interrupts.deferred() as interrupt:
-            for epoch in range(plan.epochs):
+            for epoch in range(job.epochs):
                 began_at = time.perf_counter()
                 began, stream = (params.weights, params.biases), random.shuffle_state
                 state = (*began, epoch, 0)
@@ -197,7 +197,7 @@ def train(
                 if not finite:  # back to where the epoch began, shuffle stream included
                     state = (*began, epoch, 0)
                     random.shuffle_state = stream
-                    raise _diverged(epoch, plan, history)
+                    raise _diverged(epoch, job, history)
                 record = EpochRecord(epoch, time.perf_counter() - began_at, eta=rate, **values)
                 history.append(record)
                 if verbose:
@@ -240,11 +240,11 @@ def train(
         if parallel is not None and not same_everywhere:
             parallel.abort(error)
         raise
-    commit(*(best if plan.early_stopping is not None else (params.weights, params.biases)))
+    commit(*(best if job.early_stopping is not None else (params.weights, params.biases)))
     return history
 
 
-class _Measure:
+class _EpochNumbers:
     """The epoch's numbers: `Metrics` compiled by the backend, brought to the host in one transfer."""
 
     def __init__(self, backend: Backend, metrics: Metrics) -> None:
@@ -269,7 +269,7 @@ class _Measure:
         return values, finite
 
 
-def _diverged(epoch: int, plan: Plan, history: list[EpochRecord]) -> TrainingDivergedError:
+def _diverged(epoch: int, job: TrainingJob, history: list[EpochRecord]) -> TrainingDivergedError:
     kept = f"after epoch {epoch - 1}" if epoch else "before training"
-    settings = step_size(plan.eta, plan.update.lmbda)
+    settings = step_size(job.eta, job.update.lmbda)
     return TrainingDivergedError(epoch, settings, f"the network keeps its parameters from {kept}", history)

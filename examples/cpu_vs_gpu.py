@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 import bpgpu
-from bpgpu.cli import scripts
+from bpgpu.cli import shared
 from bpgpu.datasets import load_digits
 
 
@@ -53,18 +53,18 @@ def largest_difference(a: bpgpu.Network, b: bpgpu.Network) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
-    parser.add_argument("--epochs", type=scripts.positive_int, default=5, help="passes over the data")
-    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
+    parser = shared.Parser(description=shared.summary(__doc__), debug=True)
+    parser.add_argument("--epochs", type=shared.positive_int, default=5, help="passes over the data")
+    parser.add_argument("--seed", type=shared.seed, default=1, help="seeds parameters and shuffles")
     parser.add_argument(
         "--dtype", default="float32", choices=["float32", "float64"], help="of the arithmetic"
     )
     parser.add_argument(
         "--other", default="cupy", choices=["cupy", "torch", "array_api_strict"], help="compared with NumPy"
     )
-    parser.add_argument("--hidden", type=scripts.positive_int, default=30, help="hidden neurons")
-    parser.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")
-    parser.add_argument("--eta", type=scripts.positive_float, default=3.0, help="learning rate")
+    parser.add_argument("--hidden", type=shared.positive_int, default=30, help="hidden neurons")
+    parser.add_argument("--batch-size", type=shared.positive_int, default=10, help="mini-batch size")
+    parser.add_argument("--eta", type=shared.positive_float, default=3.0, help="learning rate")
     args = parser.parse_args(argv)
 
     cpu = bpgpu.get_backend("numpy")
@@ -97,4 +97,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(scripts.run(main))
+    sys.exit(shared.run(main))

@@ -16,27 +16,27 @@ import logging
 import sys
 
 import bpgpu
-from bpgpu.cli import scripts
+from bpgpu.cli import shared
 from bpgpu.datasets import load_mnist
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
+    parser = shared.Parser(description=shared.summary(__doc__), debug=True)
     parser.add_argument("path", help="mnist.pkl.gz, or a directory of the four IDX files")
-    parser.add_argument("--epochs", type=scripts.positive_int, default=30, help="passes over the data")
-    parser.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")
-    parser.add_argument("--eta", type=scripts.positive_float, default=3.0, help="learning rate")
-    parser.add_argument("--hidden", type=scripts.positive_int, default=30, help="hidden neurons")
+    parser.add_argument("--epochs", type=shared.positive_int, default=30, help="passes over the data")
+    parser.add_argument("--batch-size", type=shared.positive_int, default=10, help="mini-batch size")
+    parser.add_argument("--eta", type=shared.positive_float, default=3.0, help="learning rate")
+    parser.add_argument("--hidden", type=shared.positive_int, default=30, help="hidden neurons")
     parser.add_argument(
         "--backend",
-        type=scripts.backend_name,
-        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+        type=shared.backend_name,
+        help=f"{shared.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
     )
-    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
+    parser.add_argument("--seed", type=shared.seed, default=1, help="seeds parameters and shuffles")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors only
 
-    data = load_mnist(args.path)  # a missing or damaged file: one line on stderr, from scripts.run
+    data = load_mnist(args.path)  # a missing or damaged file: one line on stderr, from shared.run
     net = bpgpu.Network([data.train.X.shape[1], args.hidden, 10], backend=args.backend, seed=args.seed)
     print(f"{net!r}\nbackend {net.backend.name} on {net.backend.device}")
     print(f"training on {len(data.train.y)} images, testing on {len(data.test.y)}")
@@ -55,4 +55,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    sys.exit(scripts.run(main))
+    sys.exit(shared.run(main))

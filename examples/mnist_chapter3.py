@@ -16,24 +16,24 @@ import logging
 import sys
 
 import bpgpu
-from bpgpu.cli import scripts
+from bpgpu.cli import shared
 from bpgpu.datasets import load_mnist
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
+    parser = shared.Parser(description=shared.summary(__doc__), debug=True)
     parser.add_argument("path", help="mnist.pkl.gz, or a directory of the four IDX files")
-    parser.add_argument("--epochs", type=scripts.positive_int, default=30, help="passes over the data")
-    parser.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")
-    parser.add_argument("--eta", type=scripts.positive_float, default=0.5, help="learning rate")
-    parser.add_argument("--lmbda", type=scripts.at_least_zero, default=5.0, help="L2 regularisation λ")
-    parser.add_argument("--hidden", type=scripts.positive_int, default=100, help="hidden neurons")
+    parser.add_argument("--epochs", type=shared.positive_int, default=30, help="passes over the data")
+    parser.add_argument("--batch-size", type=shared.positive_int, default=10, help="mini-batch size")
+    parser.add_argument("--eta", type=shared.positive_float, default=0.5, help="learning rate")
+    parser.add_argument("--lmbda", type=shared.at_least_zero, default=5.0, help="L2 regularisation λ")
+    parser.add_argument("--hidden", type=shared.positive_int, default=100, help="hidden neurons")
     parser.add_argument(
         "--backend",
-        type=scripts.backend_name,
-        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+        type=shared.backend_name,
+        help=f"{shared.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
     )
-    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds parameters and shuffles")
+    parser.add_argument("--seed", type=shared.seed, default=1, help="seeds parameters and shuffles")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors only
 
@@ -63,4 +63,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    sys.exit(scripts.run(main))
+    sys.exit(shared.run(main))

@@ -13,27 +13,27 @@ the cost the demon causes with δ Δz from backprop.
 from __future__ import annotations
 
 import bpgpu
-from bpgpu.cli import scripts
+from bpgpu.cli import shared
 from bpgpu.datasets import load_digits
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
+    parser = shared.Parser(description=shared.summary(__doc__), debug=True)
     parser.add_argument(
         "--sizes",
-        type=scripts.positive_int,
+        type=shared.positive_int,
         nargs="+",
         default=[64, 30, 20, 10],
         help="every layer, input first",
     )
-    parser.add_argument("--dz", type=scripts.positive_float, default=1e-3, help="the demon's nudge Δz")
-    parser.add_argument("--neurons", type=scripts.positive_int, default=3, help="neurons visited per layer")
+    parser.add_argument("--dz", type=shared.positive_float, default=1e-3, help="the demon's nudge Δz")
+    parser.add_argument("--neurons", type=shared.positive_int, default=3, help="neurons visited per layer")
     parser.add_argument(
         "--backend",
-        type=scripts.backend_name,
-        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+        type=shared.backend_name,
+        help=f"{shared.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
     )
-    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds the network")
+    parser.add_argument("--seed", type=shared.seed, default=1, help="seeds the network")
     args = parser.parse_args(argv)
     digits = load_digits()
     if args.sizes[0] != 64 or args.sizes[-1] != 10:
@@ -64,4 +64,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    scripts.run(main)
+    shared.run(main)

@@ -15,7 +15,7 @@ dataset-fashion-mnist), else the embedded digits.
 from __future__ import annotations
 
 import bpgpu
-from bpgpu.cli import scripts
+from bpgpu.cli import shared
 from bpgpu.datasets import fashion_mnist_directory, load_digits, load_fashion_mnist
 
 SETTINGS = {
@@ -31,10 +31,10 @@ SETTINGS = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
-    parser.add_argument("--epochs", type=scripts.positive_int, default=30, help="passes over the rows")
-    parser.add_argument("--rows", type=scripts.positive_int, default=1000, help="training rows used")
-    parser.add_argument("--eta", type=scripts.positive_float, default=0.1, help="learning rate")
+    parser = shared.Parser(description=shared.summary(__doc__), debug=True)
+    parser.add_argument("--epochs", type=shared.positive_int, default=30, help="passes over the rows")
+    parser.add_argument("--rows", type=shared.positive_int, default=1000, help="training rows used")
+    parser.add_argument("--eta", type=shared.positive_float, default=0.1, help="learning rate")
     parser.add_argument(
         "--data",
         choices=("auto", "digits", "fashion-mnist"),
@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument(
         "--backend",
-        type=scripts.backend_name,
-        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+        type=shared.backend_name,
+        help=f"{shared.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
     )
-    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds the networks")
+    parser.add_argument("--seed", type=shared.seed, default=1, help="seeds the networks")
     args = parser.parse_args(argv)
     fashion = args.data == "fashion-mnist" or (args.data == "auto" and fashion_mnist_directory() is not None)
     data = load_fashion_mnist() if fashion else load_digits()
@@ -75,4 +75,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    scripts.run(main)
+    shared.run(main)

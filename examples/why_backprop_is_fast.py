@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 import bpgpu
-from bpgpu.cli import scripts
+from bpgpu.cli import shared
 
 EPSILON = 1e-7  # forward differences in float64: truncation error ~ ε, rounding error ~ 1e-16 / ε
 
@@ -88,16 +88,16 @@ def finite_difference(net: bpgpu.Network, X, Y, entries: list[tuple]) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = scripts.Parser(description=scripts.summary(__doc__), debug=True)
+    parser = shared.Parser(description=shared.summary(__doc__), debug=True)
     parser.add_argument(
-        "--sizes", type=scripts.positive_int, nargs="+", default=[784, 30, 10], help="layer widths"
+        "--sizes", type=shared.positive_int, nargs="+", default=[784, 30, 10], help="layer widths"
     )
-    parser.add_argument("--rows", type=scripts.positive_int, default=10, help="examples in the mini-batch")
+    parser.add_argument("--rows", type=shared.positive_int, default=10, help="examples in the mini-batch")
     parser.add_argument(
         "--weights", type=how_many, default=500, help="how many parameters to perturb, or 'all'"
     )
-    parser.add_argument("--seed", type=scripts.seed, default=1, help="seeds the parameters and the data")
-    parser.add_argument("--backend", type=scripts.backend_name, default="numpy", help=scripts.BACKEND_HELP)
+    parser.add_argument("--seed", type=shared.seed, default=1, help="seeds the parameters and the data")
+    parser.add_argument("--backend", type=shared.backend_name, default="numpy", help=shared.BACKEND_HELP)
     args = parser.parse_args(argv)
     count = args.weights
 
@@ -157,4 +157,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(scripts.run(main))
+    sys.exit(shared.run(main))

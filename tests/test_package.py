@@ -95,7 +95,7 @@ def bpgpu_imports(path: pathlib.Path) -> set[str]:
             names = [(*module, alias.name) for alias in node.names]
             submodules = {".".join(n) for n in names if PACKAGE.joinpath(*n).with_suffix(".py").exists()}
             found |= submodules
-            if node.module or not submodules:  # `from . import scripts` imports only the submodule
+            if node.module or not submodules:  # `from . import shared` imports only the submodule
                 found.add(".".join(module))
         elif isinstance(node, ast.Import):
             found |= {a.name.removeprefix("bpgpu.") for a in node.names if a.name.startswith("bpgpu.")}

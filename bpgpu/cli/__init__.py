@@ -20,8 +20,8 @@ import os
 import sys
 
 from .. import __version__, distributed
-from . import evaluate, scripts, train
-from .scripts import EXIT_ERROR, EXIT_INTERRUPTED, MISTAKES, Parser, one_line
+from . import evaluate, shared, train
+from .shared import EXIT_ERROR, EXIT_INTERRUPTED, MISTAKES, Parser, one_line
 
 __all__ = ["main"]
 
@@ -31,12 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # the subcommand's own error, which can say what was meant
-        args.subparser.error(scripts.unknown_options(args.subparser, extras))
+        args.subparser.error(shared.unknown_options(args.subparser, extras))
     args.debug = args.debug or args.sub_debug
     try:
         args.check(args)
     except ValueError as exc:  # cross-option rules, before anything is printed
-        args.subparser.error(scripts.in_option_terms(str(exc), args.subparser))
+        args.subparser.error(shared.in_option_terms(str(exc), args.subparser))
     args.notes = _collect_log(logging.DEBUG if args.debug else logging.INFO)
     try:
         return args.run(args)

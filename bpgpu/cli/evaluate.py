@@ -14,7 +14,7 @@ from ..activations import ACTIVATIONS
 from ..backends import BACKEND_NAMES, available_backends, get_backend, routes
 from ..costs import COSTS
 from ..network import load
-from . import scripts
+from . import shared
 from .train import DATA_HELP, load_data, writable_output
 
 
@@ -42,11 +42,11 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     )
     evaluate.add_argument(
         "--backend",
-        type=scripts.backend_name,
-        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+        type=shared.backend_name,
+        help=f"{shared.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
     )
     evaluate.add_argument(
-        "--plot", type=scripts.file_name, metavar="PNG", help="draw the confusion matrix into this picture"
+        "--plot", type=shared.file_name, metavar="PNG", help="draw the confusion matrix into this picture"
     )
 
 
@@ -177,7 +177,7 @@ def _check(args: argparse.Namespace) -> int:
         f"{len(failed)} of {len(results)} checks FAILED" if failed else f"all {len(results)} checks passed"
     )
     print(f"{verdict} ({time.perf_counter() - start:.1f} s)")
-    return scripts.EXIT_ERROR if failed else 0
+    return shared.EXIT_ERROR if failed else 0
 
 
 def _version_of(distribution: str) -> str:

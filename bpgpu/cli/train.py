@@ -17,8 +17,8 @@ from ..network import Network
 from ..options import INITS, PATIENCE, REGULARIZATIONS, SCHEDULES, Layers, Training
 from ..progress import ProgressBar
 from ..training import EpochRecord, TrainingDivergedError, TrainingInterrupted
-from . import scripts
-from .scripts import EXIT_INTERRUPTED
+from . import shared
+from .shared import EXIT_INTERRUPTED
 
 DATA_HELP = (
     "digits (embedded), fashion-mnist (Debian's dataset-fashion-mnist, or $BPGPU_DATA/fashion-mnist), "
@@ -31,16 +31,14 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--data", default="digits", help=DATA_HELP)
     train.add_argument(
         "--sizes",
-        type=scripts.positive_int,
+        type=shared.positive_int,
         nargs="+",
         metavar="N",
         help="layer widths, input first (default: FEATURES 30 10)",
     )
-    train.add_argument(
-        "--epochs", type=scripts.positive_int, default=30, help="passes over the training rows"
-    )
-    train.add_argument("--batch-size", type=scripts.positive_int, default=10, help="mini-batch size")
-    train.add_argument("--eta", type=scripts.positive_float, default=3.0, help="learning rate")
+    train.add_argument("--epochs", type=shared.positive_int, default=30, help="passes over the training rows")
+    train.add_argument("--batch-size", type=shared.positive_int, default=10, help="mini-batch size")
+    train.add_argument("--eta", type=shared.positive_float, default=3.0, help="learning rate")
     train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid", help="hidden layers")
     train.add_argument(
         "--output-activation", choices=tuple(ACTIVATIONS), help="the output layer's (default: --activation)"
@@ -48,18 +46,18 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--cost", choices=tuple(COSTS), default="quadratic", help="the cost C to minimise")
     train.add_argument(
         "--backend",
-        type=scripts.backend_name,
-        help=f"{scripts.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
+        type=shared.backend_name,
+        help=f"{shared.BACKEND_HELP} (default: $BPGPU_BACKEND, else auto)",
     )
     train.add_argument("--init", choices=INITS, default="normal", help="weights N(0, 1) or N(0, 1/n_in)")
-    train.add_argument("--lmbda", type=scripts.at_least_zero, default=0.0, help="regularisation λ")
+    train.add_argument("--lmbda", type=shared.at_least_zero, default=0.0, help="regularisation λ")
     train.add_argument(
         "--regularization", choices=REGULARIZATIONS, default="l2", help="the penalty that --lmbda weighs"
     )
-    train.add_argument("--momentum", type=scripts.fraction, default=0.0, help="μ in [0, 1)")
+    train.add_argument("--momentum", type=shared.fraction, default=0.0, help="μ in [0, 1)")
     train.add_argument(
         "--early-stopping",
-        type=scripts.positive_int,
+        type=shared.positive_int,
         metavar="N",
         help="stop after N epochs without better validation accuracy and keep the best (default: off)",
     )
@@ -70,12 +68,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
         "(default: off)",
     )
     train.add_argument(
-        "--patience", type=scripts.positive_int, metavar="N", help=f"for --eta-schedule (default {PATIENCE})"
+        "--patience", type=shared.positive_int, metavar="N", help=f"for --eta-schedule (default {PATIENCE})"
     )
     train.add_argument(
         "--dtype", choices=("float32", "float64"), default="float32", help="of parameters and arithmetic"
     )
-    train.add_argument("--seed", type=scripts.seed, default=1, help="seeds the parameters and the shuffles")
+    train.add_argument("--seed", type=shared.seed, default=1, help="seeds the parameters and the shuffles")
     train.add_argument(
         "--layer-speeds",
         action="store_true",
@@ -83,11 +81,11 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
         "with --early-stopping or --eta-schedule, else 1000 training rows); --plot draws them",
     )
     train.add_argument(
-        "--save", type=scripts.file_name, metavar="MODEL", help="write the model here (default: not saved)"
+        "--save", type=shared.file_name, metavar="MODEL", help="write the model here (default: not saved)"
     )
     train.add_argument(
         "--plot",
-        type=scripts.file_name,
+        type=shared.file_name,
         metavar="PNG",
         help="draw the learning curves here (default: not drawn)",
     )
@@ -192,13 +190,13 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         return _interrupted(args, stop, lead, net, sizes, source)
     except TrainingDivergedError as error:
-        settings = scripts.in_option_terms(error.settings, args.subparser)
+        settings = shared.in_option_terms(error.settings, args.subparser)
         message = f"{error.what}; {settings} is too large for this network (nothing was saved)"
         if comm is None:
             raise ValueError(message) from error
         if lead:  # under mpiexec every rank diverged in the same epoch: one line, and no abort
             print(f"bpgpu train: error: {message}", file=sys.stderr)
-        return scripts.EXIT_ERROR
+        return shared.EXIT_ERROR
     finally:
         bar.close()
     if not lead:

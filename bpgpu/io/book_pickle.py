@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from .._messages import warnings_as_errors
-from .._splits import DataSets, Split
+from ..dataset_types import DataSets, Split
 from .pickled_arrays import Array, Budget, RefusedError, describe, stand_ins
 from .streams import GZIP_ERRORS, gunzipped, read_up_to
 

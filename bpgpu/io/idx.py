@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from .._splits import DataSets, Split
+from ..dataset_types import DataSets, Split
 from .files import open_regular
 from .streams import GZIP_ERRORS, gunzipped, is_gzipped, read_up_to
 
