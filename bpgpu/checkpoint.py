@@ -36,21 +36,23 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import _validation as check
 from ._messages import refuse_constant, show
 from ._version import __version__
+from .backends.host import HostRandom
 from .io import npz
 from .io import safetensors_file as st
 from .io.files import atomic_write, open_regular
 from .io.streams import head
+from .options import INITS, Layers
 
 FORMAT = "bpgpu-network"
 VERSION = 1
-T = TypeVar("T")
 SETTINGS = (
     "sizes",
     "activation",
@@ -61,7 +63,15 @@ SETTINGS = (
     "seed",
     "shuffle_state",
 )
-OPTIONAL_SETTINGS = ("data",)  # written when set: the data a model was trained on (`Network.trained_on`)
+OPTIONAL_SETTINGS = ("data",)
+FOREIGN_SETTINGS = ("activation", "output_activation", "cost", "init", "seed")  # what `given` may set
+FOREIGN_DEFAULTS = {
+    "activation": "sigmoid",
+    "output_activation": None,
+    "cost": "quadratic",
+    "init": "normal",
+    "seed": None,
+}  # written when set: the data a model was trained on (`Network.trained_on`)
 METADATA_LIMIT = 1 << 20  # bytes; the metadata of any real model is far smaller
 METADATA_DEPTH = 8  # nesting of JSON lists and objects; the shuffle state needs 3
 INT_DIGITS = 64  # the longest integer in the metadata (the shuffle state's 128-bit ones have 39)
@@ -107,21 +117,27 @@ def save(
         np.savez(file, **arrays)
 
 
-def read(
-    path: str | os.PathLike[str],
-    configure: Callable[[dict[str, Any], list[int], str, bool], T],
-    foreign: dict[str, Any] | None = None,
-) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
-    """The model saved at `path`: `(configure(settings, sizes, dtype), weights, biases)`.
+@dataclass(frozen=True)
+class Saved:
+    """A model file's content, checked: its layer sizes and dtype, its settings (every field of
+    `SETTINGS` but those two, and of `OPTIONAL_SETTINGS`, valid for `Network`; a foreign file's come
+    from the caller, and its `shuffle_state` is None), whether they are bpgpu's own, and the
+    parameters as host arrays with exactly the saved bits."""
 
-    `configure` receives the saved settings (every field of `SETTINGS` and `OPTIONAL_SETTINGS`,
-    unchecked but for `sizes` and `dtype`, which it gets checked) and whether they are bpgpu's own
-    (False: a foreign file's, from `foreign`) before any parameter is read, and raises what invalid
-    settings raise; that becomes a `ValueError` naming the file. The parameters are host arrays
-    with exactly the saved bits, checked for shape, dtype and finiteness.
+    sizes: list[int]
+    dtype: str
+    settings: dict[str, Any]
+    native: bool
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
 
-    `foreign`: the settings (all of `SETTINGS` but sizes and dtype) for a safetensors file without
-    bpgpu's metadata; None refuses such a file. A file with bpgpu's metadata ignores it.
+
+def read(path: str | os.PathLike[str], given: dict[str, Any] | None = None) -> Saved:
+    """The model saved at `path`, every setting checked before any parameter is read.
+
+    `given`: settings for a safetensors file without bpgpu's metadata (any of `FOREIGN_SETTINGS`;
+    the others take `FOREIGN_DEFAULTS`); None refuses such a file. A file with bpgpu's metadata has
+    its own settings: `given` non-empty for one is a `ValueError`.
 
     Raises:
         FileNotFoundError: nothing at `path`.
@@ -139,13 +155,11 @@ def read(
         # safetensors header of 0x4B50 + k·65536 bytes also starts "PK": look at byte 8 first.
         is_zip = start[:4] in (b"PK\x03\x04", b"PK\x05\x06")
         if st.looks_like_safetensors(start) or (not is_zip and st.is_safetensors_name(name)):
-            return _read_safetensors(name, st.read_all(name, file), configure, foreign)
-    return _read_npz(name, configure)
+            return _read_safetensors(name, st.read_all(name, file), given)
+    return _read_npz(name, given)
 
 
-def _read_npz(
-    name: str, configure: Callable[[dict[str, Any], list[int], str, bool], T]
-) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
+def _read_npz(name: str, given: dict[str, Any] | None) -> Saved:
     with npz.open_archive(name) as archive:
         members = npz.entries(archive)
         if "metadata" not in members:
@@ -170,10 +184,7 @@ def _read_npz(
                 f"{name}: entries do not match sizes {show(sizes)}: "
                 f"missing {_keys(missing)}, unexpected {_keys(extra)}"
             )
-        try:  # all settings checked before any array is read
-            configured = configure(_settings(metadata), sizes, dtype, True)
-        except _SETTINGS_ERRORS as exc:
-            raise ValueError(f"{name}: invalid model settings: {exc}") from exc
+        settings = _checked_settings(name, metadata, True, given)  # before any array is read
         arrays = {
             key: npz.read_array(archive, members[key], _parameter_header(shape, dtype))
             for key, shape in shapes.items()
@@ -182,15 +193,11 @@ def _read_npz(
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name}: entry {key!r} holds NaN or infinite values")
     layers = range(len(sizes) - 1)
-    return configured, [arrays[f"weight_{l}"] for l in layers], [arrays[f"bias_{l}"] for l in layers]
+    weights, biases = [arrays[f"weight_{l}"] for l in layers], [arrays[f"bias_{l}"] for l in layers]
+    return Saved(sizes, dtype, settings, True, weights, biases)
 
 
-def _read_safetensors(
-    name: str,
-    data: bytes,
-    configure: Callable[[dict[str, Any], list[int], str, bool], T],
-    foreign: dict[str, Any] | None,
-) -> tuple[T, list[np.ndarray], list[np.ndarray]]:
+def _read_safetensors(name: str, data: bytes, given: dict[str, Any] | None) -> Saved:
     header = st.header(name, data, _int, _too_deep)
     extra = header.pop("__metadata__", None) or {}
     native = "bpgpu" in extra
@@ -201,10 +208,10 @@ def _read_safetensors(
                 f"{name}: 'bpgpu' metadata is {len(text)} characters, more than metadata ever needs"
             )
         metadata = _metadata(name, text.encode("utf-8"))
-    elif foreign is None:
+    elif given is None:
         raise ValueError(f"{name}: a safetensors file without bpgpu's metadata; has {_keys(header)}")
     else:
-        metadata = {**foreign, **_shape_of_layers(name, header)}
+        metadata = {**FOREIGN_DEFAULTS, **given, **_shape_of_layers(name, header)}
     try:
         sizes = check.layer_sizes(metadata["sizes"])
         dtype = check.dtype_name(metadata["dtype"])
@@ -227,10 +234,7 @@ def _read_safetensors(
                 f"{name}: tensor {key!r} should be {code} {shape}, got "
                 f"{entry['dtype'][:12]} {show(entry['shape'], 40)}"
             )
-    try:  # all settings checked before any tensor is built
-        configured = configure(_settings(metadata), sizes, dtype, native)
-    except _SETTINGS_ERRORS as exc:
-        raise ValueError(f"{name}: invalid model settings: {exc}") from exc
+    settings = _checked_settings(name, metadata, native, given)  # before any tensor is built
     arrays = st.tensors(name, data)
     for key, shape in shapes.items():
         array = arrays.get(key)
@@ -239,11 +243,8 @@ def _read_safetensors(
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name}: tensor {key!r} holds NaN or infinite values")
     layers = range(len(sizes) - 1)
-    return (
-        configured,
-        [arrays[f"layers.{l}.weight"] for l in layers],
-        [arrays[f"layers.{l}.bias"] for l in layers],
-    )
+    weights = [arrays[f"layers.{l}.weight"] for l in layers]
+    return Saved(sizes, dtype, settings, native, weights, [arrays[f"layers.{l}.bias"] for l in layers])
 
 
 def _shape_of_layers(name: str, header: dict[str, Any]) -> dict[str, Any]:
@@ -319,10 +320,37 @@ def _metadata(name: str, raw: bytes) -> dict[str, Any]:
     return metadata
 
 
-def _settings(metadata: dict[str, Any]) -> dict[str, Any]:
-    """What `configure` receives: every field of `SETTINGS`, and of `OPTIONAL_SETTINGS` (None when
-    the file has none)."""
-    return {field: metadata[field] for field in SETTINGS} | {f: metadata.get(f) for f in OPTIONAL_SETTINGS}
+def _checked_settings(
+    name: str, metadata: dict[str, Any], native: bool, given: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The settings `Network` is built with, from a file's metadata, each checked by the rule that
+    owns it (`bpgpu.options`, `_validation`, the host stream's state); a bad one is a `ValueError`
+    naming the file."""
+    try:
+        if native and given:
+            raise ValueError(
+                f"it is a bpgpu model with its own settings; {', '.join(sorted(given))} apply only to "
+                "safetensors files without bpgpu's metadata"
+            )
+        layers = Layers(metadata["activation"], metadata["output_activation"], metadata["cost"])
+        settings = {
+            "activation": layers.activation,
+            "output_activation": layers.output_activation,
+            "cost": layers.cost,
+            "init": check.choice(metadata["init"], "init", INITS),
+            "seed": check.seed(metadata["seed"]),
+            "shuffle_state": None,
+        }
+        if native:
+            HostRandom(0).shuffle_state = metadata["shuffle_state"]  # a malformed state raises
+            settings["shuffle_state"] = metadata["shuffle_state"]
+        data = metadata.get("data")
+        if data is not None and (not isinstance(data, str) or not 0 < len(data) <= 4096):
+            raise ValueError(f"'data' must be the name of a data set; got {show(data)}")
+        settings["data"] = data
+    except _SETTINGS_ERRORS as exc:
+        raise ValueError(f"{name}: invalid model settings: {exc}") from exc
+    return settings
 
 
 def _int(text: str) -> int:

@@ -505,9 +505,6 @@ class Network:
         return x, self._labels(labels, x.shape[0], f"{name} labels", f"{name} X")
 
 
-FOREIGN_SETTINGS = ("activation", "output_activation", "cost", "init", "seed")
-
-
 def load(path: str | os.PathLike[str], backend: str | Backend | None = None, **settings: Any) -> Network:
     """The network saved at `path` by `Network.save` (`.safetensors` or `.npz`, told apart by the
     file's first bytes), on `backend` (default: `BPGPU_BACKEND`, else "auto").
@@ -527,9 +524,11 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None, **s
         ValueError: the file is not a bpgpu model, is damaged, or comes from a newer bpgpu (the
             message starts with the file's name); also a FIFO, a device or a directory.
     """
-    unknown = sorted(settings.keys() - set(FOREIGN_SETTINGS))
+    unknown = sorted(settings.keys() - set(checkpoint.FOREIGN_SETTINGS))
     if unknown:
-        raise TypeError(f"load() got unexpected settings {unknown}; it takes {list(FOREIGN_SETTINGS)}")
+        raise TypeError(
+            f"load() got unexpected settings {unknown}; it takes {list(checkpoint.FOREIGN_SETTINGS)}"
+        )
     target = get_backend(backend)  # a bad backend is the caller's mistake, not the file's
     for key, names in (("activation", ACTIVATIONS), ("output_activation", ACTIVATIONS), ("cost", COSTS)):
         if settings.get(key) is not None:  # so are bad settings: refused before the file is read
@@ -538,41 +537,26 @@ def load(path: str | os.PathLike[str], backend: str | Backend | None = None, **s
         check.choice(settings["init"], "init", INITS)
     if settings.get("seed") is not None:
         check.seed(settings["seed"])
-    foreign = {
-        "activation": "sigmoid",
-        "output_activation": None,
-        "cost": "quadratic",
-        "init": "normal",
-        "seed": None,
-        "shuffle_state": None,
-        **settings,
-    }
-
-    def configure(saved: dict[str, Any], sizes: list[int], dtype: str, native: bool) -> Network:
-        if settings and native:
-            raise ValueError(
-                f"it is a bpgpu model with its own settings; {', '.join(sorted(settings))} apply only to "
-                f"safetensors files without bpgpu's metadata"
-            )
+    saved = checkpoint.read(path, settings)
+    kept = saved.settings
+    try:  # the file's settings are checked; what is left is whether the parameters fit the device
         net = Network._without_parameters(
-            sizes,
-            activation=saved["activation"],
-            output_activation=saved["output_activation"],
-            cost=saved["cost"],
-            init=saved["init"],
-            dtype=dtype,
-            seed=saved["seed"],
+            saved.sizes,
+            activation=kept["activation"],
+            output_activation=kept["output_activation"],
+            cost=kept["cost"],
+            init=kept["init"],
+            dtype=saved.dtype,
+            seed=kept["seed"],
             backend=target,
         )
-        if native:
-            net._random.shuffle_state = saved["shuffle_state"]
-        data = saved.get("data")
-        if data is not None and (not isinstance(data, str) or not 0 < len(data) <= 4096):
-            raise ValueError(f"'data' must be the name of a data set; got {check.show(data)}")
-        net.trained_on, net._foreign = data, not native
-        return net
-
-    net, weights, biases = checkpoint.read(path, configure, foreign)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{os.fspath(path)}: invalid model settings: {exc}") from exc
+    if saved.native:
+        net._random.shuffle_state = kept["shuffle_state"]
+    net.trained_on, net._foreign = kept["data"], not saved.native
     with net.backend.activate():
-        net._commit([net.backend.asarray(w) for w in weights], [net.backend.asarray(b) for b in biases])
+        net._commit(
+            [net.backend.asarray(w) for w in saved.weights], [net.backend.asarray(b) for b in saved.biases]
+        )
     return net
