@@ -328,45 +328,25 @@ class Network:
         progress: Callable[[int, int], None] | bool | None = None,
         comm: Any = None,
     ) -> list[EpochRecord]:
-        """Mini-batch stochastic gradient descent over `training_data = (X, Y)`.
+        """Mini-batch stochastic gradient descent over `training_data = (X, Y)`, as the book's
+        `network.SGD` and `network2.SGD`; returns one `EpochRecord` per epoch run.
 
-        Every epoch shuffles the rows (on the device, in an order drawn from the network's seed),
-        then takes one step per `mini_batch_size` rows; the last batch may be smaller.
+        Each epoch shuffles the rows on the device (an order drawn from the network's seed) and takes
+        one step per `mini_batch_size` rows, the last batch perhaps smaller. Chapter 3: `lmbda` and
+        `regularization` ("l2", "l1"; n = training rows), `momentum` μ (v ← μv − η∇C, p ← p + v).
 
-        Learning (chapter 3): `lmbda` > 0 regularises the weights ("l2" or "l1", with n the number
-        of training rows; see `update_mini_batch`); `momentum` μ in [0, 1) keeps a velocity per
-        parameter on the device, v ← μ v − η∇C, p ← p + v (it starts at zero on every call).
+        Reports: `test_data = (X, labels)` counts correct test rows; `monitor` names any of
+        `MONITORS` (training and evaluation cost and accuracy, over `evaluation_data`, and
+        "layer_speeds"), all brought to the host in one transfer an epoch. `verbose` prints each
+        record, `callback(record)` receives it, `progress(rows_done, rows)` comes 10 to 20 times an
+        epoch (`progress=True`: the command's bar). Stopping, judged by evaluation accuracy:
+        `early_stopping=n` (keeps the best epoch's parameters), `eta_schedule="halve"` with
+        `patience` (`bpgpu.stopping`). `comm`: an MPI communicator (`bpgpu.distributed`).
 
-        Reporting: with `test_data = (X, labels)` each epoch counts the test rows classified
-        correctly. `monitor` names any of "training_cost", "training_accuracy" (over the training
-        rows; accuracy against argmax of Y) and "evaluation_cost", "evaluation_accuracy" (over
-        `evaluation_data = (X, labels)`); the costs include the penalty, as `total_cost` does; and
-        "layer_speeds" (each layer's ‖∂C/∂b^l‖, as `layer_speeds` gives it, over `evaluation_data`
-        when given, else over the first 1000 training rows: with sharded MPI data, each rank's own).
-        All of an epoch's numbers reach the host in one transfer. `verbose` prints each `EpochRecord`,
-        `callback` receives each, and `progress(rows_done, rows)` is called 10 to 20 times an epoch
-        (after every mini-batch when an epoch has fewer than 20), each time after a whole number
-        of mini-batches, the last time with `rows_done == rows` (plain ints); `progress=True` shows
-        the bar `bpgpu train` shows (tqdm, "epoch 3 (4/10)").
-
-        Stopping (needs `evaluation_data`; judged by evaluation accuracy): `early_stopping=n` stops
-        after n epochs without a better accuracy and leaves the network with the parameters of its
-        best epoch. `eta_schedule="halve"` halves eta after `patience` (default 10) epochs without
-        improvement and stops once eta falls below its starting value / 128; `patience` without
-        `eta_schedule` is a `ValueError`.
-
-        Ending early: when a parameter or a monitored cost becomes NaN or infinite, `SGD` raises
-        `TrainingDivergedError` (a `ValueError`) at the end of that epoch, the network back where it
-        was when the epoch began (parameters and shuffle stream). Ctrl-C raises `TrainingInterrupted` (a
-        `KeyboardInterrupt`) saying exactly how many steps the network holds: a first Ctrl-C takes
-        effect at the next progress report (a second one at once).
-
-        Data parallel (`bpgpu.distributed`): with an MPI communicator `comm` (e.g.
-        `mpi4py.MPI.COMM_WORLD`), every rank runs this same call with the same data and seed; each
-        takes its share of every mini-batch's rows, and one all-reduce per step sums the gradient,
-        so the replicas stay identical and equal single-process training to rounding.
-
-        Returns one `EpochRecord` per epoch run. Everything is validated before the first step.
+        Everything is validated before the first step (`bpgpu.options.Training`). A diverging epoch
+        raises `TrainingDivergedError` with the network as the epoch began; Ctrl-C raises
+        `TrainingInterrupted` once the network holds a whole step; any other error leaves the last
+        whole finite step and a note saying which. docs/api.md has the details.
         """
         bar = ProgressBar(check.positive_int(epochs, "epochs")) if progress is True else None
         if isinstance(progress, bool):
