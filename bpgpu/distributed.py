@@ -146,13 +146,13 @@ class DataParallel:
             "seed": net.seed,
             "shuffle state": _digest(shuffle_state),
             "training data shape": (tuple(x.shape), tuple(y.shape)),
-            "epochs": job.epochs,
-            "mini_batch_size": job.mini_batch_size,
-            "eta": job.eta,
+            "epochs": job.options.epochs,
+            "mini_batch_size": job.options.mini_batch_size,
+            "eta": job.options.eta,
             "lmbda, regularization, momentum": (update.lmbda, update.regularization, update.momentum),
             "monitor": tuple(job.monitor),
-            "early_stopping": job.early_stopping,
-            "eta_schedule, patience": (job.eta_schedule, job.patience),
+            "early_stopping": job.options.early_stopping,
+            "eta_schedule, patience": (job.options.eta_schedule, job.options.patience),
             "shard": self.shard,
         }
         groups = {"parameters": [*net.weights, *net.biases]}

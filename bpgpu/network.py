@@ -357,23 +357,19 @@ class Network:
 
             parallel = DataParallel(comm, self.backend)
         try:
-            job = self._job(
-                training_data,
-                test_data,
-                evaluation_data,
-                epochs=epochs,
-                mini_batch_size=mini_batch_size,
-                eta=eta,
-                lmbda=lmbda,
-                regularization=regularization,
-                momentum=momentum,
-                monitor=monitor,
-                early_stopping=early_stopping,
-                eta_schedule=eta_schedule,
-                patience=patience,
-                callback=callback,
-                progress=progress,
+            options = Training(
+                epochs,
+                mini_batch_size,
+                eta,
+                lmbda,
+                regularization,
+                momentum,
+                monitor,
+                early_stopping,
+                eta_schedule,
+                patience,
             )
+            job = self._job(training_data, test_data, evaluation_data, options, callback, progress)
         except Exception as error:
             if parallel is None:
                 raise
@@ -404,33 +400,12 @@ class Network:
         training_data: Any,
         test_data: Any,
         evaluation_data: Any,
-        *,
-        epochs: Any,
-        mini_batch_size: Any,
-        eta: Any,
-        lmbda: Any,
-        regularization: Any,
-        momentum: Any,
-        monitor: Any,
-        early_stopping: Any,
-        eta_schedule: Any,
-        patience: Any,
+        options: Training,
         callback: Any,
         progress: Any,
     ) -> TrainingJob:
-        """`SGD`'s arguments validated, its data on the device: everything is checked before any step."""
-        options = Training(
-            epochs,
-            mini_batch_size,
-            eta,
-            lmbda,
-            regularization,
-            momentum,
-            monitor,
-            early_stopping,
-            eta_schedule,
-            patience,
-        )
+        """`SGD`'s data validated and on the device, with its checked `options`: everything is
+        checked before any step."""
         check.optional_callable(callback, "callback")
         check.optional_callable(progress, "progress")
         X, Y = check.pair(training_data, "training_data", "(X, Y)")
@@ -443,26 +418,12 @@ class Network:
         monitor = o.monitor
         if evaluation is None and (o.watching or any(m.startswith("evaluation") for m in monitor)):
             needs = [m for m in monitor if m.startswith("evaluation")]
-            needs += ["early_stopping"] * (o.early_stopping is not None) + ["eta_schedule"] * bool(
-                o.eta_schedule
-            )
+            needs += ["early_stopping"] * (o.early_stopping is not None)
+            needs += ["eta_schedule"] * (o.eta_schedule is not None)
             raise ValueError(f"{', '.join(needs)} need evaluation_data=(X, labels); got None")
         if o.watching and "evaluation_accuracy" not in monitor:
             monitor = (*monitor, "evaluation_accuracy")
-        return TrainingJob(
-            x,
-            y,
-            o.epochs,
-            o.mini_batch_size,
-            o.eta,
-            update,
-            monitor,
-            test,
-            evaluation,
-            o.early_stopping,
-            o.eta_schedule,
-            o.patience,
-        )
+        return TrainingJob(x, y, options, update, monitor, test, evaluation)
 
     # ---- internals: validated device arrays only ------------------------------------------------
 

@@ -21,6 +21,7 @@ from . import step as steps
 from .backends import Backend
 from .backends.host import HostRandom
 from .interrupts import TrainingInterrupted
+from .options import Training
 from .step import MONITORS, Metrics, Model, Params, Step, Update, all_finite
 
 Array = Any
@@ -104,20 +105,17 @@ def step_size(eta: float, lmbda: float) -> str:
 
 @dataclass(frozen=True)
 class TrainingJob:
-    """What `Network.SGD` was asked to do, validated: device data and settings."""
+    """What `Network.SGD` was asked to do, validated: the device data, the `options`, the update
+    rule's settings, and what each epoch measures (`monitor`, with the evaluation accuracy added when
+    a stopping rule needs it)."""
 
     x: Array
     y: Array
-    epochs: int
-    mini_batch_size: int
-    eta: float
+    options: Training
     update: Update
     monitor: tuple[str, ...]
     test: tuple[Array, Array] | None
     evaluation: tuple[Array, Array] | None
-    early_stopping: int | None
-    eta_schedule: str | None
-    patience: int
 
 
 def train(
@@ -142,7 +140,7 @@ def train(
     epoch's start when a diverging epoch or a cut-short compiled call leaves nothing better).
     `random` supplies the shuffles (and is put back to where an epoch began when it diverges).
     """
-    x, y, batch = job.x, job.y, job.mini_batch_size
+    x, y, batch = job.x, job.y, job.options.mini_batch_size
     xp, n, history = backend.xp, x.shape[0], []
     update = job.update
     if parallel is not None:  # sharded data: n is every rank's rows together
@@ -153,8 +151,8 @@ def train(
     data = ((x, y), job.evaluation, job.test)
     full, last = divmod(n, batch)  # whole mini-batches, and the rows of a short last one
     per_call = backend.steps_per_call(full)
-    rule = stopping.rule_for(job.early_stopping, job.eta_schedule, job.patience)
-    watched, rate = (None if rule is None else rule.init(job.eta)), job.eta
+    rule = stopping.rule_for(job.options.early_stopping, job.options.eta_schedule, job.options.patience)
+    watched, rate = (None if rule is None else rule.init(job.options.eta)), job.options.eta
     params = (backend.compile(step.start) if update.momentum else step.start)(weights, biases)
     best = began = (params.weights, params.biases)
     stream = random.shuffle_state
@@ -173,7 +171,7 @@ def train(
 
     try:
         with interrupts.deferred() as interrupt:
-            for epoch in range(job.epochs):
+            for epoch in range(job.options.epochs):
                 began_at = time.perf_counter()
                 began, stream = (params.weights, params.biases), random.shuffle_state
                 state = (*began, epoch, 0)
@@ -240,7 +238,7 @@ def train(
         if parallel is not None and not same_everywhere:
             parallel.abort(error)
         raise
-    commit(*(best if job.early_stopping is not None else (params.weights, params.biases)))
+    commit(*(best if job.options.early_stopping is not None else (params.weights, params.biases)))
     return history
 
 
@@ -271,5 +269,5 @@ class _EpochNumbers:
 
 def _diverged(epoch: int, job: TrainingJob, history: list[EpochRecord]) -> TrainingDivergedError:
     kept = f"after epoch {epoch - 1}" if epoch else "before training"
-    settings = step_size(job.eta, job.update.lmbda)
+    settings = step_size(job.options.eta, job.update.lmbda)
     return TrainingDivergedError(epoch, settings, f"the network keeps its parameters from {kept}", history)
