@@ -20,7 +20,7 @@ import pytest
 from conftest import assert_close, params
 
 import bpgpu
-from bpgpu import distributed
+from bpgpu import distributed, launcher
 
 TIMEOUT = 120  # seconds for one mpiexec run; they take about one
 SCRIPT = Path(__file__).with_name("mpi_train.py")
@@ -40,7 +40,7 @@ needs_mpi = pytest.mark.skipif(bool(missing), reason=f"{' and '.join(missing)}: 
 
 
 def _launch(ranks: int, *command: str, cwd: Path, backend: str = "numpy") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in distributed.SIZE_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in launcher.SIZE_VARIABLES}
     env["BPGPU_BACKEND"] = backend
     return subprocess.run(
         [MPIEXEC, "-n", str(ranks), *command],
@@ -102,7 +102,7 @@ def test_comm_must_be_a_communicator() -> None:
 
 
 def test_plain_runs_never_import_mpi(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in (*distributed.SIZE_VARIABLES, "PMIX_RANK")}
+    env = {k: v for k, v in os.environ.items() if k not in (*launcher.SIZE_VARIABLES, "PMIX_RANK")}
     code = (
         "import sys, bpgpu, bpgpu.cli, bpgpu.distributed as d; "
         "assert d.world_if_launched() is None; assert 'mpi4py' not in sys.modules"

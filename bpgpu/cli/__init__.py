@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 
-from .. import __version__, distributed
+from .. import __version__, launcher
 from . import evaluate, shared, train
 from .shared import EXIT_ERROR, EXIT_INTERRUPTED, MISTAKES, Parser, one_line
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except BrokenPipeError:  # `bpgpu train | head`: the reader has gone; stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        distributed.abort_if_launched(EXIT_ERROR)
+        launcher.abort_if_launched(EXIT_ERROR)
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except MISTAKES as exc:
         if args.debug:
-            distributed.abort_if_launched(EXIT_ERROR, show=exc)  # under mpiexec, the others would wait
+            launcher.abort_if_launched(EXIT_ERROR, show=exc)  # under mpiexec, the others would wait
             raise
         saved = train.saved_to(args) if args.command == "train" else None
         also = f" (the model was saved to {saved})" if saved else ""
         print(f"bpgpu {args.command}: error: {one_line(exc)}{also}", file=sys.stderr)
-        distributed.abort_if_launched(EXIT_ERROR)  # under mpiexec, ranks without the error would wait
+        launcher.abort_if_launched(EXIT_ERROR)  # under mpiexec, ranks without the error would wait
         return EXIT_ERROR
     finally:
         logging.getLogger("bpgpu").removeHandler(args.notes)

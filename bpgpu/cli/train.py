@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from .. import __version__, datasets, distributed
+from .. import __version__, datasets, launcher
 from ..activations import ACTIVATIONS
 from ..costs import COSTS
 from ..interrupts import plural
@@ -110,7 +110,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    comm = distributed.world_if_launched()  # under mpiexec: every rank trains, rank 0 reports and saves
+    comm = launcher.world_if_launched()  # under mpiexec: every rank trains, rank 0 reports and saves
     lead = comm is None or comm.Get_rank() == 0
     say = print if lead and not args.quiet else (lambda *_, **__: None)
     if lead:
