@@ -169,6 +169,18 @@ def train(
         interrupt.check()
         return new
 
+    def settle(checked: bool) -> tuple[int, int, bool]:
+        """Leave the caller with the last whole step that is finite (`checked`: known to be): the
+        one `state` holds, else the epoch's start, shuffle stream included. Returns the epoch, its
+        rows done, and whether the epoch had diverged."""
+        weights, biases, epoch, done = state
+        diverged = not checked and not bool(all_finite([*weights, *biases], xp))
+        if diverged:
+            (weights, biases), done = began, 0
+            random.shuffle_state = stream
+        commit(weights, biases)
+        return epoch, done, diverged
+
     try:
         with interrupts.deferred() as interrupt:
             for epoch in range(job.options.epochs):
@@ -212,19 +224,10 @@ def train(
                         break
                 interrupt.check()
     except KeyboardInterrupt:
-        weights, biases, epoch, done = state
-        if not bool(all_finite([*weights, *biases], xp)):  # diverging when interrupted
-            commit(*began)
-            random.shuffle_state = stream
-            raise TrainingInterrupted(epoch, 0, n, history, diverged=True) from None
-        commit(weights, biases)
-        raise TrainingInterrupted(epoch, done, n, history) from None
+        epoch, done, diverged = settle(checked=False)
+        raise TrainingInterrupted(epoch, done, n, history, diverged=diverged) from None
     except Exception as error:
-        weights, biases, epoch, done = state
-        if not isinstance(error, TrainingDivergedError) and not bool(all_finite([*weights, *biases], xp)):
-            weights, biases, done = *began, 0  # a step had diverged: back to the epoch's start
-            random.shuffle_state = stream
-        commit(weights, biases)
+        epoch, done, _ = settle(checked=isinstance(error, TrainingDivergedError))
         if not isinstance(error, TrainingDivergedError) and hasattr(error, "add_note"):
             error.add_note(
                 f"bpgpu: training stopped in epoch {epoch}; the network holds its parameters after "
