@@ -44,7 +44,7 @@ import numpy as np
 from . import _validation as check
 from ._messages import refuse_constant, show
 from ._version import __version__
-from .backends.host import HostRandom
+from .backends.host_random import HostRandom
 from .io import npz
 from .io import safetensors_file as st
 from .io.files import atomic_write, open_regular

@@ -20,7 +20,7 @@ from . import backprop as bp
 from . import checkpoint, rules
 from .activations import ACTIVATIONS
 from .backends import Backend, get_backend
-from .backends.host import HostRandom
+from .backends.host_random import HostRandom
 from .costs import COSTS
 from .options import INITS, REGULARIZATIONS, Layers, Training
 from .progress import ProgressBar

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import Backend, get_backend
-from .backends.host import HostRandom
+from .backends.host_random import HostRandom
 from .network import Network
 
 Array = Any

@@ -19,7 +19,7 @@ from typing import Any
 from . import interrupts, stopping
 from . import step as steps
 from .backends import Backend
-from .backends.host import HostRandom
+from .backends.host_random import HostRandom
 from .interrupts import TrainingInterrupted
 from .options import Training
 from .step import MONITORS, Metrics, Model, Params, Step, Update, all_finite

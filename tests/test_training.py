@@ -95,7 +95,7 @@ def test_the_last_partial_mini_batch_is_used():
     a = bpgpu.Network(SIZES, seed=3, dtype="float64")
     b = bpgpu.Network(SIZES, seed=3, dtype="float64")
     a.SGD((X, labels), epochs=1, mini_batch_size=3, eta=0.5)  # batches of 3, 3 and 1 rows
-    # The shuffle order SGD draws: the second stream spawned from the network's seed (backends/host.py).
+    # The shuffle order SGD draws: the second stream spawned from the seed (backends/host_random.py).
     order = np.random.default_rng(np.random.SeedSequence(3).spawn(2)[1]).permutation(7)
     for rows in (order[:3], order[3:6], order[6:]):
         b.update_mini_batch(X[rows], labels[rows], 0.5)
