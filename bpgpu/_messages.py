@@ -20,17 +20,27 @@ def show(value: Any, limit: int = 80) -> str:
     container of anything but plain scalars (deep, cyclic, or holding arrays) only by its type and
     length. NumPy arrays are given by dtype and shape.
     """
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) > 10**30:
+    if _huge(value):
         return f"an integer of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
     if isinstance(value, (str, bytes)) and len(value) > limit:
         value = value[:limit]
-    elif isinstance(value, (list, tuple)) and all(type(item) in SCALARS for item in value[: limit + 1]):
+    elif isinstance(value, (list, tuple)) and all(
+        type(item) in SCALARS and not _huge(item) for item in value[: limit + 1]
+    ):
         if len(value) > limit:
             value = [*value[:limit], ...]
     elif isinstance(value, (list, tuple, dict, set)) or (hasattr(value, "shape") and hasattr(value, "dtype")):
         return _described(value)
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # whatever else a forged value holds that cannot print
+        return f"a {type(value).__name__}"
     return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
+
+
+def _huge(value: Any) -> bool:
+    """An integer too long to print quickly (Python refuses to print over 4300 digits)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) > 10**30
 
 
 def _described(value: Any) -> str:

@@ -329,8 +329,9 @@ def _checked_settings(
     try:
         if native and given:
             raise ValueError(
-                f"it is a bpgpu model with its own settings; {', '.join(sorted(given))} apply only to "
-                "safetensors files without bpgpu's metadata"
+                f"it is a bpgpu model with its own settings; {', '.join(sorted(given))} "
+                f"{'applies' if len(given) == 1 else 'apply'} only to safetensors files "
+                "without bpgpu's metadata"
             )
         layers = Layers(metadata["activation"], metadata["output_activation"], metadata["cost"])
         settings = {

@@ -31,6 +31,9 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.epoch, self.rows_done, self.rows, self.history = epoch, rows_done, rows, list(history)
         self.diverged = diverged
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole, e.g. from a multiprocessing worker
+        return type(self), (self.epoch, self.rows_done, self.rows, self.history, self.diverged)
+
 
 def held(epoch: int, rows_done: int, rows: int) -> str:
     """In words, what a network stopped after `rows_done` of the `rows` rows of epoch `epoch` (of

@@ -42,9 +42,12 @@ class Layers:
         cost = check.choice(self.cost, "cost", tuple(COSTS))
         allowed = COSTS[cost].output_activations
         if allowed is not None and output not in allowed:
-            raise ValueError(
-                f"cost={cost!r} needs an output activation in {allowed}; got output_activation={output!r}"
+            got = (
+                f"output_activation={output!r}"
+                if self.output_activation is not None
+                else f"activation={output!r}, which the output layer takes when no output activation is given"
             )
+            raise ValueError(f"cost={cost!r} needs an output activation in {allowed}; got {got}")
         for name, value in (("activation", activation), ("output_activation", output), ("cost", cost)):
             object.__setattr__(self, name, value)
 
@@ -81,8 +84,8 @@ class Training:
             checked["eta_schedule"] = check.choice(self.eta_schedule, "eta_schedule", SCHEDULES)
         if self.patience is not None and self.eta_schedule is None:
             raise ValueError(
-                f"patience={check.show(self.patience)} applies only with eta_schedule='halve'; "
-                "got eta_schedule=None"
+                f"patience={check.show(self.patience)} applies only with eta_schedule='halve', "
+                "and none was given"
             )
         checked["patience"] = (
             PATIENCE if self.patience is None else check.positive_int(self.patience, "patience")

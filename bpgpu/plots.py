@@ -62,7 +62,7 @@ def plot_history(
     present in the records (`test_data` for accuracy, `monitor=("training_cost",)` for the cost,
     `monitor=("layer_speeds",)` for each layer's ‖∂C/∂b^l‖, one line per layer on a log scale, as
     chapter 5 draws them); with none, `ValueError`. Epoch ticks are whole numbers; `title`
-    defaults to "learning curves, epochs 0 to N". The file is written atomically.
+    defaults to "learning curves, epochs M to N". The file is written atomically.
     """
     records = list(history)
     if not records or not all(isinstance(r, EpochRecord) for r in records):
@@ -100,8 +100,9 @@ def plot_history(
         axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole epochs only
         axes.set_ylabel(label)
         axes.grid(color="0.88")  # a light grey rather than transparency, which PostScript lacks
-    last = records[-1].epoch
-    figure.suptitle(title or (f"learning curves, epochs 0 to {last}" if last else "learning curves, epoch 0"))
+    first, last = records[0].epoch, records[-1].epoch
+    span = f"epochs {first} to {last}" if last != first else f"epoch {first}"
+    figure.suptitle(title or f"learning curves, {span}")
     check_plot_path(path)
     with atomic_write(path) as file:
         figure.savefig(file, format=_format(path), dpi=120)

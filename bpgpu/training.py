@@ -95,7 +95,10 @@ class TrainingDivergedError(ValueError):
             else f"training diverged in epoch {epoch}: a parameter or the cost became NaN or infinite"
         )
         super().__init__(f"{self.what} ({settings} is too large for this network?); {kept}")
-        self.epoch, self.settings, self.history = epoch, settings, list(history)
+        self.epoch, self.settings, self.kept, self.history = epoch, settings, kept, list(history)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole, e.g. from a multiprocessing worker
+        return type(self), (self.epoch, self.settings, self.kept, self.history)
 
 
 def step_size(eta: float, lmbda: float) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -112,3 +115,46 @@ def test_a_temporary_removed_before_it_was_locked_is_replaced_by_another(tmp_pat
     small().save(tmp_path / "m.npz")
     assert removed and bpgpu.load(tmp_path / "m.npz").sizes == [3, 4, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_a_fifo_named_like_a_temporary_does_not_stop_a_save(tmp_path):
+    """Anyone who can write the folder could plant one; opening it to check its lock must not wait."""
+    planted = tmp_path / ".m.npz.0123456789ab.tmp"
+    os.mkfifo(planted)
+    script = f"import bpgpu; bpgpu.Network([3, 4, 2], seed=1).save({str(tmp_path / 'm.npz')!r})"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert bpgpu.load(tmp_path / "m.npz").sizes == [3, 4, 2] and planted.exists()  # not ours: left
+
+
+def test_the_pre_check_never_creates_the_target_or_a_name_a_cleaner_would_take(tmp_path, monkeypatch):
+    created, real_open = [], os.open
+
+    def recording(path, flags, *args):
+        if flags & os.O_CREAT:
+            created.append(os.path.basename(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", recording)
+    for name in ("new.npz", "m.npz"):
+        files.try_writable(tmp_path / name)
+    (tmp_path / "m.npz").write_bytes(b"old")
+    files.try_writable(tmp_path / "m.npz")
+    assert created and all(re.fullmatch(r"\.(new|m)\.npz\.[0-9a-f]{12}\.probe", name) for name in created)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_an_error_without_an_errno_keeps_its_own_message(tmp_path):
+    with pytest.raises(OSError, match=r"^encoder error$"), files.atomic_write(tmp_path / "p.png"):
+        raise OSError("encoder error")  # as an image library raises it while writing
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_messages_show_what_a_forged_value_holds_without_printing_it():
+    from bpgpu._messages import show
+
+    assert show([10**5000]) == "a list of length 1" and show((1, 2**64)) == "(1, 18446744073709551616)"
+    assert show(10**5000).startswith("an integer of about 5001 digits")
+    nested = []
+    nested.append(nested)
+    assert show(nested) == "a list of length 1"

@@ -160,3 +160,97 @@ def test_a_format_matplotlib_cannot_write_here_is_refused_before_training(tmp_pa
         assert "accuracy" not in err and not os.path.exists(picture)
     else:
         assert code == 0 and picture.exists(), err
+
+
+# ---- found in review: each of these failed before its fix ------------------------------------------
+
+
+def test_evaluate_never_draws_over_the_data_the_model_remembers(tmp_path, capsys):
+    from test_mnist import IDX_NAMES, idx_arrays, write_idx_dir
+
+    directory = write_idx_dir(tmp_path / "idx", idx_arrays())
+    model = tmp_path / "m.npz"
+    argv = ["train", "--data", str(directory), "--sizes", "784", "10", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--save", str(model)]) == 0
+    labels = directory / IDX_NAMES["test_labels"]
+    before = labels.read_bytes()
+    assert main(["evaluate", str(model), "--plot", str(labels)]) == 1  # no --data: the model says
+    assert "would overwrite the data" in capsys.readouterr().err
+    assert labels.read_bytes() == before
+
+
+def test_evaluate_says_when_the_data_the_model_remembers_is_gone(tmp_path, capsys):
+    from test_mnist import idx_arrays, write_idx_dir
+
+    directory = write_idx_dir(tmp_path / "idx", idx_arrays())
+    model = tmp_path / "m.npz"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(directory),
+                "--sizes",
+                "784",
+                "10",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--save",
+                str(model),
+            ]
+        )
+        == 0
+    )
+    directory.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["evaluate", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert f"{model} was trained on {directory}, which cannot be read now; pass --data" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "--activation", "relu", "--cost", "cross_entropy"],
+            "got --activation 'relu', which the output",
+        ),
+        (
+            ["train", "--patience", "3"],
+            "--patience 3 applies only with --eta-schedule 'halve', and none was given",
+        ),
+        (["evaluate", "m.safetensors", "--activation", "softmax"], "argument --activation: invalid choice"),
+        (
+            ["evaluate", "m.safetensors", "--activation", "relu", "--cost", "cross_entropy"],
+            "--cost 'cross_entropy'",
+        ),
+    ],
+)
+def test_option_mistakes_are_usage_errors_in_the_commands_terms(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and message in err and err.count("\n") == 1 and "None" not in err
+
+
+def test_learning_curves_of_a_slice_say_which_epochs(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib", reason="needs matplotlib to draw")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        bpgpu.plots.plot_history(records(6)[3:], tmp_path / "c.svg")
+        bpgpu.plots.plot_history(records(6)[4:5], tmp_path / "one.svg")
+    assert "learning curves, epochs 3 to 5" in svg_texts(tmp_path / "c.svg")
+    assert "learning curves, epoch 4" in svg_texts(tmp_path / "one.svg")
+
+
+def test_training_errors_survive_pickling_as_from_a_worker_process():
+    import pickle
+
+    from bpgpu.training import TrainingDivergedError, TrainingInterrupted
+
+    diverged = TrainingDivergedError(2, "eta=3", "the network keeps its parameters from after epoch 1", [])
+    stopped = TrainingInterrupted(1, 30, 50, [], diverged=False)
+    for error in (diverged, stopped):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error) and again.__dict__ == error.__dict__

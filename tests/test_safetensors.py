@@ -134,7 +134,7 @@ def test_a_torch_state_dict_in_that_layout_loads_into_bpgpu(tmp_path, backend):
 
 def test_settings_for_a_bpgpu_file_and_unknown_settings_are_refused(tmp_path):
     trained().save(tmp_path / "m.safetensors")
-    with pytest.raises(ValueError, match="its own settings; activation apply only"):
+    with pytest.raises(ValueError, match="its own settings; activation applies only"):
         bpgpu.load(tmp_path / "m.safetensors", activation="relu")
     with pytest.raises(TypeError, match=r"unexpected settings \['sizes'\]"):
         bpgpu.load(tmp_path / "m.safetensors", sizes=[1, 2])

@@ -14,8 +14,9 @@ from ..activations import ACTIVATIONS
 from ..backends import BACKEND_NAMES, available_backends, get_backend, routes
 from ..costs import COSTS
 from ..network import load
+from ..options import Layers
 from . import shared
-from .train import DATA_HELP, load_data, writable_output
+from .train import DATA_HELP, HIDDEN_ACTIVATIONS, load_data, writable_output
 
 
 def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
@@ -28,13 +29,13 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
         "--data", help=f"{DATA_HELP} (default: the data the model was trained on, else digits)"
     )
     for option, names in (
-        ("--activation", ACTIVATIONS),
-        ("--output-activation", ACTIVATIONS),
-        ("--cost", COSTS),
+        ("--activation", HIDDEN_ACTIVATIONS),
+        ("--output-activation", tuple(ACTIVATIONS)),
+        ("--cost", tuple(COSTS)),
     ):
         evaluate.add_argument(
             option,
-            choices=tuple(names),
+            choices=names,
             help="for weights without bpgpu's settings (a PyTorch state dict): how the network computes",
         )
     evaluate.add_argument(
@@ -48,6 +49,12 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument(
         "--plot", type=shared.file_name, metavar="PNG", help="draw the confusion matrix into this picture"
     )
+
+
+def _check_layers(args: argparse.Namespace) -> None:
+    """How the layers compute, when given for foreign weights: the library's own rule."""
+    if args.activation or args.output_activation or args.cost:
+        Layers(args.activation or "sigmoid", args.output_activation, args.cost or "quadratic")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -66,15 +73,26 @@ def _evaluate(args: argparse.Namespace) -> int:
             "say it with --activation NAME (and --output-activation NAME, --cost NAME where they differ)"
         )
     spec = args.data or net.trained_on or "digits"
-    data, source = load_data(spec)
+    if args.plot is not None and spec != (args.data or "digits"):  # the data the model names
+        writable_output("plot", args.plot, "picture", spec, args.model, role="data")
+    try:
+        data, source = load_data(spec)
+    except (FileNotFoundError, ValueError) as exc:
+        if args.data or not net.trained_on:
+            raise
+        raise ValueError(
+            f"{args.model} was trained on {spec}, which cannot be read now; pass --data ({exc})"
+        ) from exc
     X, y = getattr(data, args.split)
     if X.shape[1] != net.sizes[0]:
-        hint = (
-            ""
-            if args.data
-            else "; the model does not say what it was trained on: pass --data "
-            "(fashion-mnist, or an MNIST file, for 784 features)"
-        )
+        hint = ""
+        if not args.data:
+            hint = (
+                f"; the model was trained on {net.trained_on}: pass --data if it has moved"
+                if net.trained_on
+                else "; the model does not say what it was trained on: pass --data "
+                "(fashion-mnist, or an MNIST file, for 784 features)"
+            )
         raise ValueError(
             f"model {args.model} takes {net.sizes[0]} input features; {source} has {X.shape[1]}{hint}"
         )
@@ -196,7 +214,7 @@ COMMANDS = {
         "Report the accuracy of a saved model, per class, with its confusion matrix.",
         _evaluate_arguments,
         _evaluate,
-        _nothing_to_check,
+        _check_layers,
     ),
     "info": (
         "Show versions, and which backends work here and why not.",

@@ -68,8 +68,6 @@ ALIASES = {
     "--epoch": "--epochs",
     "--lambda": "--lmbda",
     "--weight-decay": "--lmbda",
-    "--output": "--save",
-    "--out": "--save",
 }
 
 

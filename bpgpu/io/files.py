@@ -10,6 +10,7 @@ holds locked.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import re
@@ -83,16 +84,24 @@ def check_writable(path: str | os.PathLike[str], what: str = "file") -> str:
 
 
 def try_writable(path: str | os.PathLike[str], what: str = "file") -> str:
-    """`check_writable`, then what a write will do, tried: the file itself is created and removed
-    when it does not exist yet (so that a name too long, or a directory such as /proc that refuses
-    new files, is found now), else a temporary beside it. Nothing that exists is changed."""
+    """`check_writable`, then what a write will need, tried without touching `path`: that the file
+    system takes a name that long, and that the directory takes a new file (an empty probe,
+    `.NAME.<12 hex>.probe`, is created and removed; /proc, say, refuses it)."""
     target = check_writable(path, what)
-    probe = target if not os.path.lexists(target) else _temporary(target)
+    directory, base = os.path.split(target)
+    longest = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # pathconf: POSIX only
+        longest = os.pathconf(directory, "PC_NAME_MAX")
+    if longest is not None and len(os.fsencode(base)) > longest:
+        raise ValueError(f"{os.fspath(path)}: cannot be written ({os.strerror(errno.ENAMETOOLONG)})")
+    probe = os.path.join(directory, f".{base[:64]}.{secrets.token_hex(6)}.probe")
     try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        os.unlink(probe)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as exc:
         raise ValueError(f"{os.fspath(path)}: cannot be written ({exc.strerror})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
     return target
 
 
@@ -122,7 +131,8 @@ def _remove_stale_temporaries(target: str) -> None:
         if not pattern.fullmatch(os.path.basename(candidate)):
             continue
         with contextlib.suppress(OSError):
-            fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            fd = os.open(candidate, flags)  # a FIFO planted there opens without waiting
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a write in progress, keep it
                 if stat.S_ISREG(os.fstat(fd).st_mode):
@@ -148,7 +158,10 @@ def _create_locked(target: str, shown: str) -> tuple[int, str]:
 
 
 def _naming(exc: OSError, shown: str) -> OSError:
-    """`exc` naming the file the user asked for instead of its temporary."""
+    """`exc` naming the file the user asked for instead of its temporary (one without an errno,
+    which a library may raise with a message of its own, as it is)."""
+    if exc.errno is None:
+        return exc
     return type(exc)(exc.errno, f"{exc.strerror} (writing {shown})", shown)
 
 
