@@ -96,10 +96,12 @@ def try_writable(path: str | os.PathLike[str], what: str = "file") -> str:
         raise ValueError(f"{os.fspath(path)}: cannot be written ({os.strerror(errno.ENAMETOOLONG)})")
     probe = os.path.join(directory, f".{base[:64]}.{secrets.token_hex(6)}.probe")
     try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise ValueError(f"{os.fspath(path)}: cannot be written ({exc.strerror})") from None
-    finally:
+    try:
+        os.close(fd)
+    finally:  # only the probe this call created
         with contextlib.suppress(OSError):
             os.unlink(probe)
     return target
