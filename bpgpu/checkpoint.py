@@ -44,7 +44,7 @@ import numpy as np
 from . import _validation as check
 from ._messages import refuse_constant, show
 from ._version import __version__
-from .backends.host_random import HostRandom
+from .backends.host_random import shuffle_generator
 from .io import npz
 from .io import safetensors_file as st
 from .io.files import atomic_write, open_regular
@@ -343,7 +343,7 @@ def _checked_settings(
             "shuffle_state": None,
         }
         if native:
-            HostRandom(0).shuffle_state = metadata["shuffle_state"]  # a malformed state raises
+            shuffle_generator(metadata["shuffle_state"])  # a malformed state raises
             settings["shuffle_state"] = metadata["shuffle_state"]
         data = metadata.get("data")
         if data is not None and (not isinstance(data, str) or not 0 < len(data) <= 4096):

@@ -41,11 +41,17 @@ class HostRandom:
     @shuffle_state.setter
     def shuffle_state(self, state: dict[str, Any]) -> None:
         """Resume the shuffle stream from a `shuffle_state`; a malformed state raises `ValueError`."""
-        generator = np.random.default_rng(0)
-        try:
-            generator.bit_generator.state = state
-        except (TypeError, ValueError, KeyError, OverflowError) as exc:
-            raise ValueError(
-                f"not a valid shuffle state for {type(generator.bit_generator).__name__}: {exc}"
-            ) from exc
-        self._shuffle = generator
+        self._shuffle = shuffle_generator(state)
+
+
+def shuffle_generator(state: dict[str, Any]) -> np.random.Generator:
+    """A generator standing where `state` (a `shuffle_state`) says; `ValueError` if it is malformed.
+    A saved model's state is checked with it before any parameter is read."""
+    generator = np.random.default_rng(0)
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(
+            f"not a valid shuffle state for {type(generator.bit_generator).__name__}: {exc}"
+        ) from exc
+    return generator

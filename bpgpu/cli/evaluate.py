@@ -58,13 +58,6 @@ def _check_layers(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    if args.plot is not None:  # before any work: a typo should not cost the evaluation
-        from ..plots import check_plot_path
-
-        writable_output(
-            "plot", args.plot, "picture", args.data or "digits", args.model, role="data", attempt=True
-        )
-        check_plot_path(args.plot)
     given = {key: getattr(args, key) for key in ("activation", "output_activation", "cost")}
     net = load(args.model, backend=args.backend, **{k: v for k, v in given.items() if v is not None})
     if net._foreign and given["activation"] is None:
@@ -73,8 +66,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             "say it with --activation NAME (and --output-activation NAME, --cost NAME where they differ)"
         )
     spec = args.data or net.trained_on or "digits"
-    if args.plot is not None and spec != (args.data or "digits"):  # the data the model names
-        writable_output("plot", args.plot, "picture", spec, args.model, role="data")
+    if args.plot is not None:  # before the data and the evaluation: a typo should not cost them
+        from ..plots import check_plot_path
+
+        writable_output("plot", args.plot, "picture", spec, args.model, role="data", attempt=True)
+        check_plot_path(args.plot)
     try:
         data, source = load_data(spec)
     except (FileNotFoundError, ValueError) as exc:
